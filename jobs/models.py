@@ -1,0 +1,49 @@
+from django.conf import settings
+from django.db import models
+
+
+class Job(models.Model):
+    """One background job. The row is the single source of truth for its progress: the worker
+    writes it, the Jobs page and /ws/jobs/ read it."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    FINISHED_STATES = (State.SUCCEEDED, State.FAILED, State.CANCELLED)
+
+    kind = models.CharField(max_length=40, db_index=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED, db_index=True)
+    progress = models.FloatField(default=0.0)  # 0..1
+    message = models.CharField(max_length=500, blank=True, default="")
+    params = models.JSONField(default=dict, blank=True)
+    reason = models.CharField(max_length=300, blank=True, default="", help_text="Why the job started.")
+    metrics = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    log = models.TextField(blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    queue = models.CharField(max_length=20, default="cpu")
+    celery_task_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    worker = models.CharField(max_length=200, blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["state", "updated_at"])]
+
+    def __str__(self) -> str:
+        return f"Job {self.pk} {self.kind} {self.state}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in self.FINISHED_STATES

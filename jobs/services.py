@@ -1,0 +1,194 @@
+"""Writes on jobs: submit, start, report progress, finish, cancel, sweep the stale ones.
+
+Workers call these (through `jobs.runner`) and nothing else writes a job row.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from jobs.models import Job
+from jobs.notify import notify_jobs_changed
+from jobs.registry import job_kind
+
+MAX_LOG_CHARS = 200_000
+
+
+class JobCancelled(Exception):
+    """Raised inside a running job when someone cancelled it: the job stops where it is."""
+
+
+def job_submit(*, kind: str, params: dict[str, Any] | None = None, created_by=None, reason: str = "") -> Job:
+    """Create the row and queue its Celery task once the row is committed."""
+    from eoplatform.celery import app
+
+    spec = job_kind(kind)
+    task_id = str(uuid.uuid4())
+    with transaction.atomic():
+        job = Job.objects.create(
+            kind=kind,
+            params=params or {},
+            created_by=created_by if created_by is not None and created_by.is_authenticated else None,
+            reason=reason or (f"started by {created_by.username}" if created_by is not None else ""),
+            queue=spec.queue,
+            celery_task_id=task_id,
+            message="waiting for a worker",
+        )
+        transaction.on_commit(
+            lambda: app.send_task(spec.task_name, args=[job.pk], queue=spec.queue, task_id=task_id)
+        )
+    notify_jobs_changed(job.pk)
+    return job
+
+
+def job_start(*, job_id: int, worker: str = "") -> Job | None:
+    """Mark a job running. Returns None when it must not run (cancelled or already finished);
+    a job that failed because its worker was lost runs again (the broker re-delivered it)."""
+    now = timezone.now()
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        if job.state in (Job.State.CANCELLED, Job.State.SUCCEEDED):
+            return None
+        resumed = job.attempts > 0
+        job.state = Job.State.RUNNING
+        job.worker = worker
+        job.attempts += 1
+        job.started_at = job.started_at or now
+        job.finished_at = None
+        job.error = ""
+        job.message = "resumed after the worker was lost" if resumed else "started"
+        job.log = _append(job.log, f"{now:%H:%M:%S} {job.message} on {worker or 'a worker'} (attempt {job.attempts})")
+        job.save()
+    notify_jobs_changed(job_id)
+    return job
+
+
+def job_report(
+    *,
+    job_id: int,
+    progress: float | None = None,
+    message: str | None = None,
+    metrics: dict[str, Any] | None = None,
+    log_line: str | None = None,
+) -> None:
+    """Record progress of a running job. Raises JobCancelled if the job was cancelled meanwhile."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        if job.state == Job.State.CANCELLED:
+            raise JobCancelled(f"job {job_id} was cancelled")
+        fields = ["updated_at"]
+        if progress is not None:
+            job.progress = min(1.0, max(0.0, float(progress)))
+            fields.append("progress")
+        if message is not None:
+            job.message = message[:500]
+            fields.append("message")
+        if metrics is not None:
+            job.metrics = {**job.metrics, **metrics}
+            fields.append("metrics")
+        if log_line is not None:
+            job.log = _append(job.log, log_line)
+            fields.append("log")
+        job.save(update_fields=fields)
+    notify_jobs_changed(job_id)
+
+
+def job_succeed(*, job_id: int, result: dict[str, Any] | None = None, message: str = "done") -> None:
+    _finish(job_id=job_id, state=Job.State.SUCCEEDED, message=message, result=result or {})
+
+
+def job_fail(*, job_id: int, error: str, log_text: str = "") -> None:
+    first_line = error.strip().splitlines()[0] if error.strip() else "failed"
+    _finish(job_id=job_id, state=Job.State.FAILED, message=first_line[:500], error=error, log_text=log_text)
+
+
+def job_cancel(*, job: Job) -> Job:
+    from eoplatform.celery import app
+
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        if job.is_finished:
+            raise ValueError(f"job {job.pk} has already {job.state}")
+        job.state = Job.State.CANCELLED
+        job.message = "cancelled"
+        job.finished_at = timezone.now()
+        job.save()
+    if job.celery_task_id:
+        # Queued tasks are dropped by the worker; a running one stops at its next report.
+        app.control.revoke(job.celery_task_id)
+    notify_jobs_changed(job.pk)
+    return job
+
+
+def jobs_sweep_stale(*, worker_hostname: str | None = None, stale_seconds: int | None = None) -> int:
+    """Fail the jobs nobody is running any more: those left running by this worker's previous
+    life (it just started, so they died with it) and those whose row has not moved for too long."""
+    stale_seconds = settings.JOBS_STALE_SECONDS if stale_seconds is None else stale_seconds
+    cutoff = timezone.now() - timedelta(seconds=stale_seconds)
+    stale = Q(updated_at__lt=cutoff)
+    if worker_hostname:
+        stale |= Q(worker=worker_hostname)
+    ids = list(Job.objects.filter(state=Job.State.RUNNING).filter(stale).values_list("pk", flat=True))
+    for job_id in ids:
+        job_fail(
+            job_id=job_id,
+            error="worker lost: the worker running this job stopped before it finished",
+        )
+    return len(ids)
+
+
+def _finish(*, job_id: int, state: str, message: str, result=None, error: str = "", log_text: str = "") -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        if job.state == Job.State.CANCELLED:
+            return
+        job.state = state
+        job.message = message
+        job.finished_at = now
+        if state == Job.State.SUCCEEDED:
+            job.progress = 1.0
+            job.result = result or {}
+        job.error = error
+        if log_text:
+            job.log = _append(job.log, log_text)
+        job.log = _append(job.log, f"{now:%H:%M:%S} {state}: {message}")
+        job.save()
+    notify_jobs_changed(job_id)
+
+
+def _append(log: str, line: str) -> str:
+    text = f"{log}{line.rstrip()}\n"
+    # Keep the tail: the end of a log says why a job stopped.
+    return text[-MAX_LOG_CHARS:]
+
+
+class JobReporter:
+    """What a job's code holds to report progress; it spares the database from per-batch writes."""
+
+    def __init__(self, job_id: int, min_interval: float = 0.2) -> None:
+        self.job_id = job_id
+        self.min_interval = min_interval
+        self._last_write = 0.0
+
+    def progress(self, fraction: float, message: str | None = None, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and message is None and now - self._last_write < self.min_interval:
+            return
+        self._last_write = now
+        job_report(job_id=self.job_id, progress=fraction, message=message)
+
+    def metrics(self, metrics: dict[str, Any], *, progress: float | None = None, message: str | None = None) -> None:
+        self._last_write = time.monotonic()
+        job_report(job_id=self.job_id, metrics=metrics, progress=progress, message=message)
+
+    def log(self, line: str) -> None:
+        job_report(job_id=self.job_id, log_line=f"{timezone.now():%H:%M:%S} {line}")
