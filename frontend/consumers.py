@@ -8,6 +8,7 @@ crosses processes only with Redis). The rows are the truth; the nudge only short
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 from channels.db import database_sync_to_async
@@ -27,6 +28,8 @@ class JobsConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
+            # Accept, then close with 4401, so the page can tell "logged out" from "server down".
+            await self.accept()
             await self.close(code=4401)
             return
         await self.accept()
@@ -51,10 +54,8 @@ class JobsConsumer(AsyncJsonWebsocketConsumer):
 
     async def _poll(self):
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=settings.JOBS_POLL_SECONDS)
-            except TimeoutError:
-                pass
             self.wake.clear()
             for job in await self._changed():
                 await self.send_json({"type": "job", "job": job})

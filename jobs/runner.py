@@ -7,8 +7,6 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from django.db import close_old_connections
-
 from jobs.models import Job
 from jobs.services import JobCancelled, JobReporter, job_fail, job_start, job_succeed
 
@@ -20,7 +18,7 @@ JobFunction = Callable[[Job, JobReporter], dict[str, Any] | None]
 def run_job(job_id: int, fn: JobFunction, *, worker: str = "") -> str:
     """Run `fn(job, reporter)`; its return value becomes the job's result. Any exception ends the
     job `failed` with the error text; nothing is left `running`. Returns the final state."""
-    close_old_connections()
+    # Celery's Django fix-up closes stale database connections around each task.
     job = job_start(job_id=job_id, worker=worker)
     if job is None:
         return "skipped"
@@ -33,7 +31,5 @@ def run_job(job_id: int, fn: JobFunction, *, worker: str = "") -> str:
         log.exception("job %s (%s) failed", job_id, job.kind)
         job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}", log_text=traceback.format_exc())
         return Job.State.FAILED
-    finally:
-        close_old_connections()
     job_succeed(job_id=job_id, result=result, message=str(result.get("message", "done")))
     return Job.State.SUCCEEDED

@@ -1,0 +1,32 @@
+# Cryolabel: the two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+INSTALLED := $(VENV)/.installed
+
+.PHONY: demo test install lint bench clean
+
+install: $(INSTALLED)
+
+$(INSTALLED): requirements.txt
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+## Set everything up and start the platform with demo data on embedded defaults.
+demo: $(INSTALLED)
+	@scripts/demo.sh
+
+## Set everything up (services included) and run the whole test suite, in both modes.
+test: $(INSTALLED)
+	@scripts/test.sh
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+
+## Benchmarks, on demand (never in CI): see README.
+bench: $(INSTALLED)
+	@scripts/bench.sh
+
+clean:
+	rm -rf var .pytest_cache

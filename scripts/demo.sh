@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# `make demo`: migrate the embedded SQLite database, create the demo users and data, then run
+# Daphne on 127.0.0.1:8000 and one Celery worker (both queues). Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+HOST=${CRYOLABEL_HOST:-127.0.0.1}
+PORT=${CRYOLABEL_PORT:-8000}
+mkdir -p var/log
+
+$PY manage.py migrate --no-input -v 0
+$PY manage.py demo_setup
+
+worker_pid=""
+cleanup() {
+  trap - INT TERM EXIT
+  if [[ -n "$worker_pid" ]] && kill -0 "$worker_pid" 2>/dev/null; then
+    kill -TERM "$worker_pid" 2>/dev/null || true
+    wait "$worker_pid" 2>/dev/null || true
+  fi
+  echo "Cryolabel stopped."
+}
+trap cleanup INT TERM EXIT
+
+.venv/bin/celery -A eoplatform worker -Q cpu,gpu --concurrency 1 -n "demo@%h" --loglevel INFO \
+  >var/log/worker.log 2>&1 &
+worker_pid=$!
+
+cat <<MSG
+
+  Cryolabel is starting on http://$HOST:$PORT/
+    log in:    http://$HOST:$PORT/accounts/login/   (users above)
+    jobs:      http://$HOST:$PORT/jobs/
+    API docs:  http://$HOST:$PORT/api/docs/
+    health:    http://$HOST:$PORT/healthz
+  Worker log: var/log/worker.log. Press Ctrl-C to stop.
+
+MSG
+.venv/bin/daphne -b "$HOST" -p "$PORT" eoplatform.asgi:application &
+web_pid=$!
+wait "$web_pid"

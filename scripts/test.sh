@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# `make test`: the whole suite twice: once against the real services (PostgreSQL, Redis, a Celery
+# worker on Redis, Daphne with channels_redis), once in the embedded mode (SQLite, the filesystem
+# broker, no Redis). Extra arguments go to pytest (e.g. `scripts/test.sh -k jobs`).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+source scripts/test-services.sh
+trap stop_own_services EXIT
+
+ensure_tools || exit 1
+ensure_services || exit 1
+
+run_id="$$"
+status=0
+reports=$(mktemp -d -t cryolabel-junit.XXXXXX)
+
+echo; echo "=== run 1/2: services mode (PostgreSQL + Redis) ==="
+DATABASE_URL="$TEST_DATABASE_URL" CELERY_BROKER_URL="$TEST_REDIS_URL" REDIS_URL="$TEST_REDIS_URL" \
+  CELERY_KEY_PREFIX="cryolabel-test-$run_id:" CHANNELS_PREFIX="cryolabel-test-$run_id" \
+  CRYOLABEL_TEST_DB_SUFFIX="_$run_id" CRYOLABEL_VAR_DIR="$(mktemp -d -t cryolabel-test-pg.XXXXXX)" \
+  .venv/bin/pytest --junitxml="$reports/services.xml" "$@" || status=1
+
+echo; echo "=== run 2/2: embedded mode (SQLite + filesystem broker) ==="
+env -u DATABASE_URL -u CELERY_BROKER_URL -u REDIS_URL \
+  CRYOLABEL_TEST_DB_SUFFIX="_$run_id" CRYOLABEL_VAR_DIR="$(mktemp -d -t cryolabel-test-lite.XXXXXX)" \
+  .venv/bin/pytest -m "not postgres_only" --junitxml="$reports/embedded.xml" "$@" || status=1
+
+echo
+[[ $status -ne 0 ]] && echo "make test: FAILED (see above)" || echo "make test: both modes passed"
+# One closing line over both runs.
+$PY - "$reports"/*.xml <<'PYEOF'
+import sys, xml.etree.ElementTree as ET
+passed = failed = skipped = 0
+for path in sys.argv[1:]:
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        failed += 1
+        continue
+    for suite in root.iter("testsuite"):
+        tests, fails, errors, skips = (int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped"))
+        failed += fails + errors
+        skipped += skips
+        passed += tests - fails - errors - skips
+print(f"{passed} passed, {failed} failed, {skipped} skipped")
+PYEOF
+rm -rf "$reports"
+exit $status

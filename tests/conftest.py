@@ -1,0 +1,199 @@
+"""Shared fixtures: users of each role, API clients, and the real platform processes (Daphne and a
+Celery worker) started against the test database and the broker of the current mode."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from django.conf import settings
+
+from accounts.roles import Role
+
+REPO = Path(__file__).resolve().parent.parent
+REALDATA = REPO.parent / "shared" / "realdata"
+
+
+# --- users and clients --------------------------------------------------------------------------
+@pytest.fixture
+def make_user(db):
+    from accounts.services import user_create
+
+    counter = iter(range(10_000))
+
+    def _make(role: Role = Role.ANNOTATOR, username: str | None = None, password: str = "pw-for-tests-1"):
+        return user_create(username=username or f"{role.value}{next(counter)}", password=password, role=role)
+
+    return _make
+
+
+@pytest.fixture
+def annotator(make_user):
+    return make_user(Role.ANNOTATOR, "ann")
+
+
+@pytest.fixture
+def expert(make_user):
+    return make_user(Role.EXPERT, "exp")
+
+
+@pytest.fixture
+def admin_user(make_user):
+    return make_user(Role.ADMIN, "adm")
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def client_as(api_client):
+    def _as(user):
+        api_client.force_authenticate(user=user)
+        return api_client
+
+    return _as
+
+
+# --- real processes -----------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _database_env() -> dict[str, str]:
+    """Environment pointing a child process at the test database this process uses."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return {"SQLITE_PATH": str(db["NAME"]), "DATABASE_URL": ""}
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    return {"DATABASE_URL": f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"}
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, **_database_env(), "SECRET_KEY": settings.SECRET_KEY, "PYTHONUNBUFFERED": "1"}
+    env.update(extra)
+    return {k: v for k, v in env.items() if v != "" or k == "DATABASE_URL"}
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+        if self.popen.poll() is not None:
+            return
+        os.killpg(self.popen.pid, sig)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(5)
+
+
+def start_process(name: str, args: list[str], log_dir: Path, env: dict[str, str]) -> Process:
+    log_path = log_dir / f"{name}.log"
+    handle = open(log_path, "ab")  # noqa: SIM115 (kept open for the child's lifetime)
+    popen = subprocess.Popen(
+        args, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    return Process(name, popen, log_path)
+
+
+def start_worker(log_dir: Path, hostname: str, queues: str = "cpu,gpu", **env: str) -> Process:
+    worker = start_process(
+        f"worker-{hostname.split('@')[0]}",
+        [sys.executable, "-m", "celery", "-A", "eoplatform", "worker", "-Q", queues, "--concurrency", "1",
+         "-n", hostname, "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        log_dir,
+        child_env(**env),
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if " ready." in worker.log():
+            return worker
+        if worker.popen.poll() is not None:
+            raise RuntimeError(f"celery worker exited:\n{worker.log()[-3000:]}")
+        time.sleep(0.2)
+    worker.stop()
+    raise RuntimeError(f"celery worker not ready in 60 s:\n{worker.log()[-3000:]}")
+
+
+@dataclass
+class Platform:
+    base_url: str
+    ws_url: str
+    log_dir: Path
+    processes: list[Process] = field(default_factory=list)
+
+    def login(self, username: str, password: str = "pw-for-tests-1") -> httpx.Client:
+        """Log in through the real login form, as a browser does; the client keeps the cookies."""
+        client = httpx.Client(base_url=self.base_url, timeout=20, follow_redirects=False)
+        client.get("/accounts/login/")
+        response = client.post(
+            "/accounts/login/",
+            data={"username": username, "password": password, "csrfmiddlewaretoken": client.cookies["csrftoken"]},
+            headers={"Referer": f"{self.base_url}/accounts/login/"},
+        )
+        assert response.status_code == 302, f"login failed: {response.status_code} {response.text[:300]}"
+        client.headers["X-CSRFToken"] = client.cookies["csrftoken"]
+        client.headers["Referer"] = f"{self.base_url}/"
+        return client
+
+
+@pytest.fixture(scope="session")
+def platform_servers(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Platform]:
+    """Daphne and one Celery worker, real processes on the test database and this mode's broker."""
+    log_dir = tmp_path_factory.mktemp("platform-logs")
+    port = free_port()
+    base = f"127.0.0.1:{port}"
+    env = child_env(ALLOWED_HOSTS="127.0.0.1,localhost", CSRF_TRUSTED_ORIGINS=f"http://{base}", DEBUG="1")
+    web = start_process(
+        "daphne", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "eoplatform.asgi:application"],
+        log_dir, env,
+    )
+    platform = Platform(f"http://{base}", f"ws://{base}", log_dir, [web])
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{platform.base_url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if web.popen.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"daphne did not come up:\n{web.log()[-3000:]}")
+            time.sleep(0.2)
+        platform.processes.append(start_worker(log_dir, "main@cryolabel-tests"))
+        yield platform
+    finally:
+        for process in platform.processes:
+            process.stop()
+
+
+@pytest.fixture
+def platform(platform_servers, transactional_db) -> Platform:
+    """The running platform, with rows that are committed (so the other processes see them)."""
+    return platform_servers

@@ -1,0 +1,43 @@
+"""A person logs in, opens the Jobs page, starts a worker check and watches it finish live."""
+
+import pytest
+from playwright.sync_api import expect
+
+from accounts.roles import Role
+from tests.e2e.conftest import log_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.services]
+
+
+def test_admin_watches_a_job_progress_live(page, make_user):
+    make_user(Role.ADMIN, "boss")
+    page.goto("/jobs/")
+    assert "/accounts/login/" in page.url  # anonymous: sent to the login page
+    log_in(page, "boss")
+    page.goto("/jobs/")
+    expect(page.locator("#live")).to_have_text("live")
+    page.click("[data-start-kind=worker_check]")
+    row = page.locator("#jobs-body tr").first
+    expect(row.locator(".badge")).to_have_text("running", timeout=20_000)
+    widths = set()
+    for _ in range(40):
+        widths.add(row.locator(".progress").get_attribute("aria-valuenow"))
+        if row.locator(".badge").inner_text() == "succeeded":
+            break
+        page.wait_for_timeout(150)
+    expect(row.locator(".badge")).to_have_text("succeeded", timeout=20_000)
+    expect(row.locator(".progress")).to_have_attribute("aria-valuenow", "100")
+    assert len(widths - {"0", "100"}) >= 1, f"no intermediate progress seen: {widths}"
+    expect(row.locator(".msg")).to_contain_text("worker answered 5 steps")
+
+
+def test_annotator_cannot_start_jobs_and_logs_out(page, make_user):
+    make_user(Role.ANNOTATOR, "crowd")
+    log_in(page, "crowd")
+    page.goto("/jobs/")
+    expect(page.locator("#live")).to_have_text("live")
+    assert page.locator("[data-start-kind]").count() == 0
+    expect(page.locator(".role")).to_have_text("annotator")
+    page.click("text=Log out")
+    page.goto("/jobs/")
+    assert "/accounts/login/" in page.url
