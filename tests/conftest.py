@@ -67,6 +67,15 @@ def client_as(api_client):
     return _as
 
 
+def run_async(coroutine):
+    """asyncio.run in a thread of its own: the browser tests' Playwright keeps a loop running here."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 # --- real processes -----------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as sock:

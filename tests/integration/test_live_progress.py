@@ -13,7 +13,7 @@ import websockets
 
 from accounts.roles import Role
 from jobs.models import Job
-from tests.conftest import start_worker
+from tests.conftest import run_async, start_worker
 
 pytestmark = pytest.mark.services
 
@@ -57,7 +57,7 @@ def test_worker_progress_reaches_the_websocket(platform, make_user):
         assert seen[0]["id"] == response.json()["id"]
         return seen
 
-    seen = asyncio.run(run())
+    seen = run_async(run())
     states = [job["state"] for job in seen]
     progresses = [job["progress"] for job in seen]
     assert states[0] == "queued" and states[-1] == "succeeded"
@@ -77,7 +77,7 @@ def test_a_failing_job_ends_failed_with_its_error_on_the_socket(platform, make_u
         "/api/v1/jobs/", json={"kind": "worker_check", "params": {"steps": 3, "step_seconds": 0.1, "fail_at_step": 2}}
     )
     assert response.status_code == 201
-    seen = asyncio.run(follow_job(platform.ws_url, cookie_header(browser), response.json()["id"]))
+    seen = run_async(follow_job(platform.ws_url, cookie_header(browser), response.json()["id"]))
     assert seen[-1]["state"] == "failed"
     assert seen[-1]["error"] == "RuntimeError: worker check asked to fail at step 2"
 
@@ -102,7 +102,7 @@ def test_annotator_socket_does_not_stream_others_jobs(platform, make_user):
                 pass
             return snapshot, extra
 
-    snapshot, extra = asyncio.run(crowd_sees())
+    snapshot, extra = run_async(crowd_sees())
     assert snapshot == {"type": "snapshot", "jobs": []} and extra == []
 
 
@@ -112,7 +112,7 @@ def test_anonymous_socket_is_refused(platform):
             await ws.recv()
 
     with pytest.raises(websockets.ConnectionClosed) as closed:
-        asyncio.run(connect())
+        run_async(connect())
     assert closed.value.rcvd.code == 4401
 
 
