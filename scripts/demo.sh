@@ -12,12 +12,12 @@ $PY manage.py migrate --no-input -v 0
 $PY manage.py demo_setup
 
 worker_pid=""
+web_pid=""
 cleanup() {
+  # Background children of a script ignore Ctrl-C's SIGINT, so stop them with TERM here.
   trap - INT TERM EXIT
-  if [[ -n "$worker_pid" ]] && kill -0 "$worker_pid" 2>/dev/null; then
-    kill -TERM "$worker_pid" 2>/dev/null || true
-    wait "$worker_pid" 2>/dev/null || true
-  fi
+  for pid in $web_pid $worker_pid; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in $web_pid $worker_pid; do wait "$pid" 2>/dev/null || true; done
   echo "Cryolabel stopped."
 }
 trap cleanup INT TERM EXIT
@@ -38,4 +38,4 @@ cat <<MSG
 MSG
 .venv/bin/daphne -b "$HOST" -p "$PORT" eoplatform.asgi:application &
 web_pid=$!
-wait "$web_pid"
+wait "$web_pid" || true
