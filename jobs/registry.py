@@ -19,6 +19,9 @@ class JobKind:
     capability: str
     title: str
     params_serializer: type[serializers.Serializer] | None = field(default=None)
+    # A resumable job (training, from its last checkpoint) runs again when the broker re-delivers
+    # it after its worker was lost; any other kind stays failed.
+    resumable: bool = False
 
 
 _KINDS: dict[str, JobKind] = {}

@@ -50,12 +50,14 @@ def job_submit(*, kind: str, params: dict[str, Any] | None = None, created_by=No
 
 
 def job_start(*, job_id: int, worker: str = "") -> Job | None:
-    """Mark a job running. Returns None when it must not run (cancelled or already finished);
-    a job that failed because its worker was lost runs again (the broker re-delivered it)."""
+    """Mark a job running. Returns None when it must not run: cancelled, finished, or failed and
+    not of a resumable kind (a re-delivered training job resumes; a re-delivered export does not)."""
     now = timezone.now()
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id)
         if job.state in (Job.State.CANCELLED, Job.State.SUCCEEDED):
+            return None
+        if job.state == Job.State.FAILED and not job_kind(job.kind).resumable:
             return None
         resumed = job.attempts > 0
         job.state = Job.State.RUNNING

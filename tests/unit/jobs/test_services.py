@@ -111,6 +111,19 @@ def test_start_refuses_finished_jobs_and_counts_attempts():
     assert again.attempts == 2 and "resumed" in again.message
 
 
+def test_a_failed_job_runs_again_only_if_its_kind_is_resumable(monkeypatch):
+    from jobs import registry
+
+    failed = queued(state=Job.State.FAILED, attempts=1)
+    assert job_start(job_id=failed.pk) is None
+    resumable = registry.JobKind("resumable_test", "x", "gpu", "train", "Resumable", resumable=True)
+    monkeypatch.setitem(registry._KINDS, "resumable_test", resumable)
+    lost = queued(state=Job.State.FAILED, attempts=1)
+    Job.objects.filter(pk=lost.pk).update(kind="resumable_test")
+    restarted = job_start(job_id=lost.pk, worker="w")
+    assert restarted.state == Job.State.RUNNING and restarted.attempts == 2 and "resumed" in restarted.message
+
+
 def test_reporter_throttles_plain_progress_but_not_messages():
     job = queued(state=Job.State.RUNNING)
     reporter = JobReporter(job.pk, min_interval=60)
