@@ -221,6 +221,17 @@ JOBS_POLL_SECONDS = float(os.environ.get("CRYOLABEL_JOBS_POLL_SECONDS", "0.5"))
 # A running job whose row has not moved for this long is marked failed by the stale-job sweep.
 JOBS_STALE_SECONDS = int(os.environ.get("CRYOLABEL_JOBS_STALE_SECONDS", str(6 * 3600)))
 
+# --- labelling --------------------------------------------------------------------------------
+CRYOLABEL_VOTES_PER_ITEM = int(os.environ.get("CRYOLABEL_VOTES_PER_ITEM", "3"))  # k
+CRYOLABEL_GOLD_RATE = float(os.environ.get("CRYOLABEL_GOLD_RATE", "0.1"))  # share of gold items in the queue
+CRYOLABEL_ASSIGNMENT_SECONDS = int(os.environ.get("CRYOLABEL_ASSIGNMENT_SECONDS", "900"))  # queue lease
+CRYOLABEL_CONSENSUS_METHOD = os.environ.get("CRYOLABEL_CONSENSUS_METHOD", "dawid_skene")
+CRYOLABEL_CONSENSUS_EVERY = int(os.environ.get("CRYOLABEL_CONSENSUS_EVERY", "25"))  # completed items per re-run
+CRYOLABEL_SETTLED_AGREEMENT = float(os.environ.get("CRYOLABEL_SETTLED_AGREEMENT", "0.6"))
+CRYOLABEL_MAX_UPLOAD_MB = int(os.environ.get("CRYOLABEL_MAX_UPLOAD_MB", "2048"))
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
 # --- leaflet ----------------------------------------------------------------------------------
 LEAFLET_CONFIG = {"TILES": [], "NO_GLOBALS": False, "RESET_VIEW": False}
 

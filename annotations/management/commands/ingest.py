@@ -1,0 +1,58 @@
+"""`python manage.py ingest PATH…`: ingest files and folders (SAFE folders and zips, GeoTIFF, PNG,
+TenGeoP-SARwv and ImageFolder trees with their labels) as one Job, printing what it made."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from jobs.models import Job
+from jobs.runner import run_job
+
+
+class Command(BaseCommand):
+    help = "Ingest imagettes from files or folders (recursively); bad files are reported and skipped."
+
+    def add_arguments(self, parser):
+        parser.add_argument("paths", nargs="+", type=Path)
+        parser.add_argument("--quiet-errors", action="store_true", help="Only count refused files.")
+
+    def handle(self, *args, paths, quiet_errors=False, **options):
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise CommandError(f"no such file or folder: {', '.join(missing)}")
+        from annotations.tasks import ingest_job
+
+        job = Job.objects.create(kind="ingest", queue="cli", params={"paths": [str(p.resolve()) for p in paths]},
+                                 reason="command line: manage.py ingest", message="started from the command line")
+        state = run_job(job.pk, lambda j, r: ingest_job(j, _TerminalReporter(r, self.stdout)), worker="cli")
+        job.refresh_from_db()
+        result = job.result
+        if state != Job.State.SUCCEEDED:
+            raise CommandError(f"ingest failed: {job.error}")
+        self.stdout.write("")
+        if not quiet_errors:
+            for error in result.get("errors", []):
+                self.stderr.write(f"refused {error['path']}: {error['reason']}")
+        self.stdout.write(self.style.SUCCESS(f"job {job.pk}: {result['message']}"))
+        if result.get("errors"):
+            sys.exit(1)
+
+
+class _TerminalReporter:
+    """Forwards to the job's reporter and draws a progress bar on the terminal."""
+
+    def __init__(self, reporter, stdout):
+        self.reporter, self.stdout = reporter, stdout
+
+    def progress(self, fraction, message=None, *, force=False):
+        self.reporter.progress(fraction, message, force=force)
+        if self.stdout.isatty() or force:
+            bar = "#" * int(fraction * 30)
+            self.stdout.write(f"\r[{bar:<30}] {fraction:4.0%} {message or ''}"[:120], ending="")
+            self.stdout.flush()
+
+    def __getattr__(self, name):
+        return getattr(self.reporter, name)

@@ -1,0 +1,48 @@
+"""Run consensus over every vote and store it: the `consensus` job's work."""
+
+from __future__ import annotations
+
+import math
+
+from django.db import transaction
+
+from annotations.consensus import consensus, krippendorff_alpha_per_class
+from annotations.models import Imagette, Vote
+from annotations.services.labels import consensus_store
+from annotations.wv_classes import WV_CLASSES
+from jobs.models import Job
+
+
+def consensus_run(*, method: str) -> dict:
+    votes = list(Vote.objects.values_list("imagette_id", "annotator_id", "label_mask").iterator(chunk_size=10_000))
+    if not votes:
+        return {"method": method, "items": 0, "votes": 0, "alpha_per_class": {}, "message": "no votes yet"}
+    results = consensus(votes, method=method, n_classes=len(WV_CLASSES))
+    written = consensus_store(results.values(), method=method)
+    alphas = krippendorff_alpha_per_class(votes, n_classes=len(WV_CLASSES))
+    alpha_by_slug = {
+        c.slug: (None if alphas.get(c.index) is None or math.isnan(alphas[c.index]) else round(alphas[c.index], 4))
+        for c in WV_CLASSES
+    }
+    settled = Imagette.objects.filter(label_source=Imagette.LabelSource.CONSENSUS).count()
+    return {
+        "method": method, "items": written, "votes": len(votes), "settled_by_consensus": settled,
+        "alpha_per_class": alpha_by_slug,
+        "message": f"{method} consensus over {written} imagettes from {len(votes)} votes",
+    }
+
+
+def consensus_maybe_schedule(*, every: int) -> Job | None:
+    """Queue a consensus job when `every` more items completed since the last one (and none is
+    pending). Called by vote_submit after commit, so the crowd's work settles without an admin."""
+    from jobs.services import job_submit
+
+    if every <= 0:
+        return None
+    if Job.objects.filter(kind="consensus", state__in=[Job.State.QUEUED, Job.State.RUNNING]).exists():
+        return None
+    waiting = Imagette.objects.filter(queue_state=Imagette.QueueState.COMPLETE, label_source="").count()
+    if waiting < every:
+        return None
+    with transaction.atomic():
+        return job_submit(kind="consensus", reason=f"{waiting} imagettes completed their votes")
