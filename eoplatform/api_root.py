@@ -14,6 +14,12 @@ def api_root(request, format=None):
     return Response(
         {
             "jobs": reverse("job-list", request=request, format=format),
+            "imagettes": reverse("imagette-list", request=request, format=format),
+            "next_items": reverse("queue-next", request=request, format=format),
+            "votes": reverse("vote-list", request=request, format=format),
+            "consensus": reverse("consensus-list", request=request, format=format),
+            "overview": reverse("overview", request=request, format=format),
+            "uploads": reverse("upload", request=request, format=format),
             "me": reverse("me", request=request, format=format),
             "token": reverse("token", request=request, format=format),
             "schema": reverse("schema", request=request, format=format),

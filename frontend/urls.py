@@ -5,4 +5,8 @@ from frontend import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("jobs/", views.jobs_page, name="jobs"),
+    path("label/", views.label_page, name="label"),
+    path("curation/", views.curation_page, name="curation"),
+    path("overview/", views.overview_page, name="overview"),
+    path("ingest/", views.ingest_page, name="ingest"),
 ]

@@ -206,3 +206,39 @@ def platform_servers(django_db_setup, django_db_blocker, tmp_path_factory) -> It
 def platform(platform_servers, transactional_db) -> Platform:
     """The running platform, with rows that are committed (so the other processes see them)."""
     return platform_servers
+
+
+# --- imagettes ----------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def demo_imagette_files(tmp_path_factory) -> Path:
+    """60 synthetic WV imagettes in the mixed layout (SAFE folders and zips, GeoTIFF, PNG), with
+    their ground_truth.csv; written once per session."""
+    from annotations.synthetic import write_demo_imagettes
+
+    out = tmp_path_factory.mktemp("wv-demo")
+    write_demo_imagettes(out, 60, seed=7, layout="mixed", size=64)
+    return out
+
+
+@pytest.fixture
+def ingested(db, demo_imagette_files, settings, tmp_path):
+    """The demo imagettes ingested (MEDIA_ROOT in a temporary folder); returns the Imagette rows."""
+    from annotations.models import Imagette
+    from annotations.services.ingest import ingest_paths
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    report = ingest_paths([demo_imagette_files])
+    assert not report.errors, report.errors
+    return list(Imagette.objects.order_by("id"))
+
+
+@pytest.fixture
+def platform_imagettes(platform, demo_imagette_files):
+    """The demo imagettes ingested where the running Daphne and worker find them (the shared
+    MEDIA_ROOT), as committed rows."""
+    from annotations.models import Imagette
+    from annotations.services.ingest import ingest_paths
+
+    report = ingest_paths([demo_imagette_files])
+    assert not report.errors, report.errors
+    return list(Imagette.objects.order_by("id"))

@@ -24,6 +24,7 @@ from annotations.services.labels import label_decide
 from annotations.wv_classes import class_by_slug
 
 PREVIEW_MAX_SIDE = 512
+INGESTIBLE_SUFFIXES = {".tif", ".tiff", ".png", ".zip"}
 
 
 @dataclass
@@ -170,7 +171,7 @@ def count_candidates(paths: Iterable[str | Path]) -> int:
     total = 0
     for path in map(Path, paths):
         if path.is_dir() and not path.name.upper().endswith(".SAFE"):
-            total += sum(1 for p in path.rglob("*") if p.is_file() and p.suffix.lower() in {".tif", ".tiff", ".png", ".zip"})
+            total += sum(1 for p in path.rglob("*") if p.is_file() and p.suffix.lower() in INGESTIBLE_SUFFIXES)
         else:
             total += 1
     return total

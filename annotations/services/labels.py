@@ -89,7 +89,8 @@ def consensus_store(results: Iterable, *, method: str) -> int:
         # The crowd settles only items whose k votes are in and that nothing stronger settled.
         settle = {r.item_id: r for r in results}
         items = Imagette.objects.filter(
-            pk__in=list(settle), queue_state=Imagette.QueueState.COMPLETE, label_source__in=[Source.NONE, Source.CONSENSUS]
+            pk__in=list(settle), queue_state=Imagette.QueueState.COMPLETE,
+            label_source__in=[Source.NONE, Source.CONSENSUS],
         )
         changed = []
         for item in items:

@@ -1,0 +1,19 @@
+from django.urls import path
+
+from annotations import api
+
+urlpatterns = [
+    path("imagettes/", api.ImagetteListApi.as_view(), name="imagette-list"),
+    path("imagettes/<int:pk>/", api.ImagetteDetailApi.as_view(), name="imagette-detail"),
+    path("imagettes/<int:pk>/preview/", api.ImagettePreviewApi.as_view(), name="imagette-preview"),
+    path("imagettes/<int:pk>/votes/", api.ImagetteVotesApi.as_view(), name="imagette-votes"),
+    path("imagettes/<int:pk>/decision/", api.DecisionApi.as_view(), name="imagette-decision"),
+    path("imagettes/<int:pk>/gold/", api.GoldApi.as_view(), name="imagette-gold"),
+    path("queue/next/", api.NextItemsApi.as_view(), name="queue-next"),
+    path("votes/", api.VoteListCreateApi.as_view(), name="vote-list"),
+    path("votes/<int:pk>/", api.VoteDetailApi.as_view(), name="vote-detail"),
+    path("consensus/", api.CurationApi.as_view(), name="consensus-list"),
+    path("consensus/run/", api.ConsensusRunApi.as_view(), name="consensus-run"),
+    path("overview/", api.OverviewApi.as_view(), name="overview"),
+    path("uploads/", api.UploadApi.as_view(), name="upload"),
+]
