@@ -155,10 +155,17 @@ def vote_submit(*, annotator, imagette_id: int, label_mask: int, seconds: float 
             item.vote_count += 1
             if item.vote_count >= k:
                 item.queue_state = Imagette.QueueState.COMPLETE
+                transaction.on_commit(_maybe_schedule_consensus)
         _recount_reserved([item.pk], now)
         item.refresh_from_db(fields=["reserved_count"])
         Imagette.objects.filter(pk=item.pk).update(vote_count=item.vote_count, queue_state=item.queue_state)
     return vote
+
+
+def _maybe_schedule_consensus() -> None:
+    from annotations.services.consensus_run import consensus_maybe_schedule
+
+    consensus_maybe_schedule(every=settings.CRYOLABEL_CONSENSUS_EVERY)
 
 
 def annotator_stats(*, annotator, window_minutes: int = 10) -> dict:
