@@ -45,8 +45,9 @@ def test_annotator_flow_is_blind(client_as, ingested, annotator):
 def test_bad_votes_are_400_and_write_nothing(client_as, ingested, annotator):
     client = client_as(annotator)
     item = ingested[0].pk
-    for body, field in (({"imagette": item, "labels": []}, "labels"), ({"imagette": item, "labels": ["snow"]}, "labels"),
-                        ({"labels": ["sea_ice"]}, "imagette"), ({"imagette": "x", "labels": ["sea_ice"]}, "imagette")):
+    cases = (({"imagette": item, "labels": []}, "labels"), ({"imagette": item, "labels": ["snow"]}, "labels"),
+             ({"labels": ["sea_ice"]}, "imagette"), ({"imagette": "x", "labels": ["sea_ice"]}, "imagette"))
+    for body, field in cases:
         response = client.post("/api/v1/votes/", body, format="json")
         assert response.status_code == 400 and field in response.json(), (body, response.content)
     assert client.post("/api/v1/votes/", "{oops", content_type="application/json").status_code == 400
@@ -58,7 +59,8 @@ def test_bad_votes_are_400_and_write_nothing(client_as, ingested, annotator):
 def test_anonymous_and_wrong_roles(api_client, client_as, ingested, annotator, expert):
     item = ingested[0].pk
     assert api_client.get("/api/v1/queue/next/").status_code == 401
-    assert api_client.post("/api/v1/votes/", {"imagette": item, "labels": ["sea_ice"]}, format="json").status_code == 401
+    vote = {"imagette": item, "labels": ["sea_ice"]}
+    assert api_client.post("/api/v1/votes/", vote, format="json").status_code == 401
     decision = {"labels": ["sea_ice"]}
     assert client_as(annotator).post(f"/api/v1/imagettes/{item}/decision/", decision, format="json").status_code == 403
     assert client_as(expert).put(f"/api/v1/imagettes/{item}/gold/", decision, format="json").status_code == 403
