@@ -53,7 +53,7 @@ def grouped_stratified_split(
         members = groups[group]
         classes = Counter(cls for _, cls in members)
 
-        def deficit(name: str) -> tuple[float, float, float]:
+        def deficit(name: str, classes: Counter = classes) -> tuple[float, float, float]:
             # How far below its target this split is, for the group's classes and overall.
             per_class = sum(n * (target[name] * class_totals[c] - have[name][c]) / class_totals[c]
                             for c, n in classes.items())
