@@ -119,7 +119,7 @@ class VoteListCreateApi(APIView):
                 seconds=data.validated_data.get("seconds"),
             )
         except VoteRefused as refused:
-            return Response({"detail": str(refused)}, status=refused.status)
+            return Response(refused.as_dict(), status=refused.status)
         return Response(VoteOutSerializer(vote).data, status=status.HTTP_201_CREATED)
 
 

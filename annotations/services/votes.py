@@ -25,9 +25,15 @@ ALL_CLASSES_MASK = (1 << len(WV_CLASSES)) - 1
 class VoteRefused(Exception):
     """A vote that cannot be taken; `status` is the HTTP status the API answers with."""
 
-    def __init__(self, message: str, status: int = 409) -> None:
+    def __init__(self, message: str, status: int = 409, code: str = "refused", vote_id: int | None = None) -> None:
         super().__init__(message)
-        self.status = status
+        self.status, self.code, self.vote_id = status, code, vote_id
+
+    def as_dict(self) -> dict:
+        body = {"detail": str(self), "code": self.code}
+        if self.vote_id is not None:
+            body["vote_id"] = self.vote_id
+        return body
 
 
 def votes_per_item() -> int:
@@ -129,7 +135,7 @@ def vote_submit(*, annotator, imagette_id: int, label_mask: int, seconds: float 
     """Store one vote, once. Refused (nothing written) when the mask is not a set of known classes,
     the annotator already voted, or the item already has its k votes and this one was not held."""
     if not isinstance(label_mask, int) or label_mask <= 0 or label_mask & ~ALL_CLASSES_MASK:
-        raise VoteRefused("labels must name at least one of the 10 classes", status=400)
+        raise VoteRefused("labels must name at least one of the 10 classes", status=400, code="bad_labels")
     now = timezone.now()
     k = votes_per_item()
     with transaction.atomic():
@@ -138,9 +144,10 @@ def vote_submit(*, annotator, imagette_id: int, label_mask: int, seconds: float 
             locked = locked.select_for_update(of=("self",))
         item = locked.first()
         if item is None:
-            raise VoteRefused(f"no imagette {imagette_id}", status=404)
-        if Vote.objects.filter(imagette=item, annotator=annotator).exists():
-            raise VoteRefused("you have already voted on this imagette")
+            raise VoteRefused(f"no imagette {imagette_id}", status=404, code="not_found")
+        existing = Vote.objects.filter(imagette=item, annotator=annotator).values_list("pk", flat=True).first()
+        if existing is not None:
+            raise VoteRefused("you have already voted on this imagette", code="already_voted", vote_id=existing)
         assignment = Assignment.objects.filter(imagette=item, annotator=annotator).first()
         counted = False
         if assignment is not None:
@@ -149,7 +156,7 @@ def vote_submit(*, annotator, imagette_id: int, label_mask: int, seconds: float 
         elif item.queue_state == Imagette.QueueState.OPEN and item.vote_count + item.reserved_count < k:
             counted = True
         elif not GoldLabel.objects.filter(imagette=item).exists():
-            raise VoteRefused(f"this imagette already has its {k} votes")
+            raise VoteRefused(f"this imagette already has its {k} votes", code="item_full")
         vote = Vote.objects.create(imagette=item, annotator=annotator, label_mask=label_mask, seconds=seconds)
         if counted:
             item.vote_count += 1

@@ -34,8 +34,9 @@ def test_annotator_flow_is_blind(client_as, ingested, annotator):
                                               "seconds": 1.5}, format="json")
     assert response.status_code == 201 and response.json()["labels"] == ["sea_ice", "icebergs"]
     again = client.post("/api/v1/votes/", {"imagette": items[0]["id"], "labels": ["sea_ice"]}, format="json")
-    assert again.status_code == 409
     vote_id = response.json()["id"]
+    assert again.status_code == 409 and again.json() == {"detail": "you have already voted on this imagette",
+                                                         "code": "already_voted", "vote_id": vote_id}
     amended = client.patch(f"/api/v1/votes/{vote_id}/", {"labels": ["rain_cells"]}, format="json")
     assert amended.json()["labels"] == ["rain_cells"]
     mine = client.get("/api/v1/votes/").json()
