@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.conf import settings
+from django.db.models import F
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -58,7 +59,8 @@ class ImagetteDetailApi(APIView):
 
     @extend_schema(responses=ImagetteSerializer)
     def get(self, request, pk: int):
-        return Response(ImagetteSerializer(get_object_or_404(Imagette.objects.select_related("consensus"), pk=pk)).data)
+        item = get_object_or_404(Imagette.objects.select_related("consensus", "gold"), pk=pk)
+        return Response(ImagetteSerializer(item).data)
 
 
 class ImagettePreviewApi(APIView):
@@ -145,8 +147,12 @@ class CurationApi(APIView):
 
     @extend_schema(responses=ImagetteSerializer(many=True))
     def get(self, request):
-        queryset = Imagette.objects.select_related("consensus").filter(consensus__isnull=False).exclude(
-            label_source=Imagette.LabelSource.EXPERT).order_by("consensus__agreement", "id")
+        queryset = (
+            Imagette.objects.select_related("consensus", "gold").filter(consensus__isnull=False)
+            .exclude(label_source=Imagette.LabelSource.EXPERT)
+            # Single-vote items have no agreement yet: after the disputed ones, on every database.
+            .order_by(F("consensus__agreement").asc(nulls_last=True), "id")
+        )
         return _paginate(request, self, queryset, ImagetteSerializer)
 
 

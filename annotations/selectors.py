@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Count, Q, QuerySet
 
 from annotations.consensus import annotator_accuracy
-from annotations.models import Consensus, GoldLabel, Imagette, Vote
+from annotations.models import Consensus, ConsensusRun, GoldLabel, Imagette, Vote
 from annotations.wv_classes import WV_CLASSES, class_by_slug
 
 
@@ -25,7 +25,7 @@ def slugs_to_mask(slugs) -> int:
 def imagette_list(*, filters: dict | None = None) -> QuerySet[Imagette]:
     """Imagettes filtered by class (settled label, else consensus), agreement, status, label source."""
     filters = filters or {}
-    queryset = Imagette.objects.select_related("consensus").order_by("id")
+    queryset = Imagette.objects.select_related("consensus", "gold").order_by("id")
     if cls := filters.get("class"):
         bit = 1 << class_by_slug(cls).index
         queryset = queryset.alias(
@@ -84,8 +84,6 @@ def annotator_ranking() -> list[dict]:
 
 
 def overview() -> dict:
-    from jobs.models import Job
-
     items = Imagette.objects.aggregate(
         total=Count("id"),
         open=Count("id", filter=Q(queue_state=Imagette.QueueState.OPEN)),
@@ -102,15 +100,15 @@ def overview() -> dict:
             "settled": Imagette.objects.alias(b=_bitand("label_mask", bit)).filter(b=bit).count(),
             "consensus": Consensus.objects.alias(b=_bitand("label_mask", bit)).filter(b=bit).count(),
         }
-    last = Job.objects.filter(kind="consensus", state=Job.State.SUCCEEDED).order_by("-finished_at").first()
+    last = ConsensusRun.objects.order_by("-created_at", "-id").first()
     return {
         "imagettes": items,
         "votes": Vote.objects.count(),
         "gold_items": GoldLabel.objects.count(),
         "class_distribution": distribution,
-        "agreement_per_class": (last.result.get("alpha_per_class") if last else {}) or {},
-        "consensus_method": last.result.get("method") if last else None,
-        "consensus_at": last.finished_at.isoformat() if last else None,
+        "agreement_per_class": last.alpha_per_class if last else {},
+        "consensus_method": last.method if last else None,
+        "consensus_at": last.created_at.isoformat() if last else None,
         "annotators": annotator_ranking(),
         "classes": [{"slug": c.slug, "name": c.name, "color": c.color, "key": c.key} for c in WV_CLASSES],
     }

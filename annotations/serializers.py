@@ -36,10 +36,15 @@ class ImagetteSerializer(ImagetteCrowdSerializer):
     class Meta(ImagetteCrowdSerializer.Meta):
         fields = [*ImagetteCrowdSerializer.Meta.fields, "key", "source_product", "source_format", "polarisation",
                   "pixel_spacing", "footprint", "queue_state", "vote_count", "label_source", "label_agreement",
-                  "label_version", "labels", "consensus", "created_at"]
+                  "label_version", "labels", "consensus", "is_gold", "created_at"]
+
+    is_gold = serializers.SerializerMethodField()
 
     def get_labels(self, obj) -> list[str]:
         return mask_to_slugs(obj.label_mask)
+
+    def get_is_gold(self, obj) -> bool:
+        return hasattr(obj, "gold")
 
     def get_consensus(self, obj) -> dict | None:
         consensus = getattr(obj, "consensus", None)

@@ -1,5 +1,5 @@
 from annotations.models.imagette import Imagette
-from annotations.models.labels import Consensus, GoldLabel, LabelDecision
+from annotations.models.labels import Consensus, ConsensusRun, GoldLabel, LabelDecision
 from annotations.models.votes import Assignment, Vote
 
-__all__ = ["Assignment", "Consensus", "GoldLabel", "Imagette", "LabelDecision", "Vote"]
+__all__ = ["Assignment", "Consensus", "ConsensusRun", "GoldLabel", "Imagette", "LabelDecision", "Vote"]

@@ -30,6 +30,19 @@ class Consensus(models.Model):
         return f"consensus {self.imagette_id}: {self.label_mask:010b} ({self.method})"
 
 
+class ConsensusRun(models.Model):
+    """What one consensus run found over the whole set: the overview shows the latest."""
+
+    method = models.CharField(max_length=20)
+    items = models.PositiveIntegerField()
+    votes = models.PositiveIntegerField()
+    alpha_per_class = models.JSONField(default=dict, help_text="Krippendorff's alpha by class slug.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.method} consensus over {self.items} items"
+
+
 class LabelDecision(models.Model):
     """Every settled label an imagette ever had: imports, expert decisions, accepted predictions.
     The current one is copied onto the Imagette row by annotations.services.labels."""

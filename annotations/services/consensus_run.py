@@ -7,7 +7,7 @@ import math
 from django.db import transaction
 
 from annotations.consensus import consensus, krippendorff_alpha_per_class
-from annotations.models import Imagette, Vote
+from annotations.models import ConsensusRun, Imagette, Vote
 from annotations.services.labels import consensus_store
 from annotations.wv_classes import WV_CLASSES
 from jobs.models import Job
@@ -25,6 +25,7 @@ def consensus_run(*, method: str) -> dict:
         for c in WV_CLASSES
     }
     settled = Imagette.objects.filter(label_source=Imagette.LabelSource.CONSENSUS).count()
+    ConsensusRun.objects.create(method=method, items=written, votes=len(votes), alpha_per_class=alpha_by_slug)
     return {
         "method": method, "items": written, "votes": len(votes), "settled_by_consensus": settled,
         "alpha_per_class": alpha_by_slug,
