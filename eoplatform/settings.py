@@ -183,12 +183,14 @@ BROKER_FOLDER = Path(os.environ.get("CELERY_BROKER_FOLDER", VAR_DIR / "broker"))
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # kombu's filesystem transport: one folder the producers write to and the worker polls.
     # Its options are set only here, so they never reach another broker.
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (BROKER_FOLDER / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_FOLDER / "queue"),
         "data_folder_out": str(BROKER_FOLDER / "queue"),
         "processed_folder": str(BROKER_FOLDER / "processed"),
+        # Broadcasts (revoke, ping) go through this folder; kombu's default is ./control.
+        "control_folder": str(BROKER_FOLDER / "control"),
         "store_processed": False,
         "polling_interval": 0.2,
     }
