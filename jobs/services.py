@@ -59,6 +59,8 @@ def job_start(*, job_id: int, worker: str = "") -> Job | None:
             return None
         if job.state == Job.State.FAILED and not job_kind(job.kind).resumable:
             return None
+        if job.state == Job.State.RUNNING and job.worker and job.worker != worker and not job_kind(job.kind).resumable:
+            return None  # a duplicate delivery while another worker runs it
         resumed = job.attempts > 0
         job.state = Job.State.RUNNING
         job.worker = worker
@@ -138,13 +140,35 @@ def jobs_sweep_stale(*, worker_hostname: str | None = None, stale_seconds: int |
     stale = Q(updated_at__lt=cutoff)
     if worker_hostname:
         stale |= Q(worker=worker_hostname)
-    ids = list(Job.objects.filter(state=Job.State.RUNNING).filter(stale).values_list("pk", flat=True))
-    for job_id in ids:
-        job_fail(
-            job_id=job_id,
-            error="worker lost: the worker running this job stopped before it finished",
-        )
-    return len(ids)
+    rows = list(Job.objects.filter(state=Job.State.RUNNING).filter(stale).values_list("pk", "kind"))
+    for job_id, kind in rows:
+        try:
+            resumable = job_kind(kind).resumable
+        except KeyError:
+            resumable = False
+        if resumable:
+            job_requeue(job_id=job_id, why="its worker was lost; requeued to resume from its last checkpoint")
+        else:
+            job_fail(job_id=job_id, error="worker lost: the worker running this job stopped before it finished")
+    return len(rows)
+
+
+def job_requeue(*, job_id: int, why: str) -> Job:
+    """Send a resumable job's task again (the broker may never re-deliver a task whose whole worker
+    was killed: Redis waits for its visibility timeout)."""
+    from eoplatform.celery import app
+
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        job.state = Job.State.QUEUED
+        job.message = why
+        job.log = _append(job.log, f"{timezone.now():%H:%M:%S} {why}")
+        job.save()
+        spec = job_kind(job.kind)
+        transaction.on_commit(lambda: app.send_task(spec.task_name, args=[job.pk], queue=job.queue,
+                                                    task_id=job.celery_task_id))
+    notify_jobs_changed(job_id)
+    return job
 
 
 def _finish(*, job_id: int, state: str, message: str, result=None, error: str = "", log_text: str = "") -> None:

@@ -107,7 +107,8 @@ def test_start_refuses_finished_jobs_and_counts_attempts():
     assert job_start(job_id=done.pk) is None
     job = queued()
     assert job_start(job_id=job.pk, worker="a").attempts == 1
-    again = job_start(job_id=job.pk, worker="b")
+    assert job_start(job_id=job.pk, worker="b") is None  # a duplicate delivery while "a" runs it
+    again = job_start(job_id=job.pk, worker="a")  # re-delivered to the same (restarted) worker
     assert again.attempts == 2 and "resumed" in again.message
 
 
@@ -138,6 +139,20 @@ def test_progress_is_clamped_to_0_1():
     job = queued(state=Job.State.RUNNING)
     job_report(job_id=job.pk, progress=7)
     assert Job.objects.get(pk=job.pk).progress == 1.0
+
+
+def test_sweep_requeues_resumable_jobs(monkeypatch, django_capture_on_commit_callbacks):
+    from eoplatform.celery import app
+
+    sent = []
+    monkeypatch.setattr(app, "send_task", lambda name, **kw: sent.append((name, kw)))
+    job = Job.objects.create(kind="train", state=Job.State.RUNNING, worker="gpu@host", queue="gpu",
+                             celery_task_id="t-1")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert jobs_sweep_stale(worker_hostname="gpu@host") == 1
+    job.refresh_from_db()
+    assert job.state == Job.State.QUEUED and "requeued" in job.message
+    assert sent == [("training.train", {"args": [job.pk], "queue": "gpu", "task_id": "t-1"})]
 
 
 def test_sweep_fails_jobs_of_a_restarted_worker_and_stale_ones():
