@@ -9,4 +9,5 @@ urlpatterns = [
     path("curation/", views.curation_page, name="curation"),
     path("overview/", views.overview_page, name="overview"),
     path("ingest/", views.ingest_page, name="ingest"),
+    path("models/", views.models_page, name="models"),
 ]

@@ -45,6 +45,12 @@ def overview_page(request):
     return render(request, "frontend/overview.html", {"classes": _classes()})
 
 
+@permission_required(perm("review"))
+def models_page(request):
+    """The model registry: versions, metrics, loss curves, confusion matrices; Train and Activate."""
+    return render(request, "frontend/models.html", {"classes": _classes()})
+
+
 @permission_required(perm("ingest"))
 def ingest_page(request):
     return render(request, "frontend/ingest.html")

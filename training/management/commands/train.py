@@ -1,0 +1,39 @@
+"""`python manage.py train {classifier,sic,leads} [--epochs N] [--wait]`: queue a training job on the
+`gpu` queue; with --wait, follow it to the end (exit 1 if it failed)."""
+
+from __future__ import annotations
+
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from jobs.cli import follow_job
+from jobs.services import job_submit
+from training.tasks import NETWORK_CHOICES
+
+
+class Command(BaseCommand):
+    help = "Queue a training job for a network (on the gpu queue); --wait follows it to the end."
+
+    def add_arguments(self, parser):
+        parser.add_argument("network", help=f"one of: {', '.join(NETWORK_CHOICES)}")
+        parser.add_argument("--epochs", type=int)
+        parser.add_argument("--snapshot", type=int, help="train on this snapshot id (default: a new snapshot)")
+        parser.add_argument("--wait", action="store_true", help="follow the job until it ends")
+
+    def handle(self, *args, network: str, epochs: int | None, snapshot: int | None, wait: bool, **options):
+        if network not in NETWORK_CHOICES:
+            raise CommandError(f"unknown network {network!r}; this platform trains: {', '.join(NETWORK_CHOICES)}")
+        if epochs is not None and not 1 <= epochs <= 500:
+            raise CommandError("--epochs must be between 1 and 500")
+        params = {"network": network, **({"epochs": epochs} if epochs else {}),
+                  **({"snapshot": snapshot} if snapshot else {})}
+        job = job_submit(kind="train", params=params, reason="command line: manage.py train")
+        self.stdout.write(f"queued training job {job.pk} ({network}) on the gpu queue")
+        if not wait:
+            return
+        job = follow_job(job.pk, self.stdout)
+        if job.state != job.State.SUCCEEDED:
+            self.stderr.write(f"training job {job.pk} {job.state}: {job.error or job.message}")
+            sys.exit(1)
+        self.stdout.write(self.style.SUCCESS(f"job {job.pk}: {job.message}"))
