@@ -1,0 +1,34 @@
+"""Trainable networks behind one interface (`Network`), looked up by name: `get_network("classifier")`.
+
+Importing this package registers every network; none of it uses the Django ORM.
+"""
+
+from training.networks.base import (
+    NETWORKS,
+    Network,
+    NetworkError,
+    PredictionBatch,
+    SampleRef,
+    get_network,
+    pick_device,
+    read_checkpoint,
+    register,
+    seed_everything,
+    validate_samples,
+)
+from training.networks.classifier import ClassifierNetwork
+
+__all__ = [
+    "NETWORKS",
+    "ClassifierNetwork",
+    "Network",
+    "NetworkError",
+    "PredictionBatch",
+    "SampleRef",
+    "get_network",
+    "pick_device",
+    "read_checkpoint",
+    "register",
+    "seed_everything",
+    "validate_samples",
+]
