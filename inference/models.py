@@ -1,1 +1,41 @@
-"""Models of this app arrive with their issues."""
+"""Predictions of a model version, with how sure it was: what the review queue orders by."""
+
+from django.db import models
+
+
+class Prediction(models.Model):
+    """One model version's prediction for one imagette (written by the inference job, never edited but for
+    `is_current` / `reviewed`). Uncertainty scores are in [0, 1]; higher entropy / lower margin and confidence
+    mean less sure. `disagrees` compares the predicted mask with the crowd's settled label at prediction time."""
+
+    imagette = models.ForeignKey("annotations.Imagette", on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.ForeignKey("training.ModelVersion", on_delete=models.CASCADE, related_name="predictions")
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    probabilities = models.JSONField(help_text="One probability per class, in the order of the class list.")
+    label_mask = models.PositiveSmallIntegerField(help_text="Predicted classes (bit i: class i).")
+    top1 = models.PositiveSmallIntegerField(help_text="The most probable class.")
+    confidence = models.FloatField(help_text="Probability of the predicted mask being exactly right.")
+    entropy = models.FloatField(help_text="Mean binary entropy of the class probabilities, bits.")
+    margin = models.FloatField(help_text="Best minus second-best class probability.")
+    mutual_information = models.FloatField(null=True, blank=True, help_text="MC-dropout mutual information.")
+    disagrees = models.BooleanField(default=False, help_text="Prediction differs from the crowd consensus.")
+    is_current = models.BooleanField(default=True, help_text="From the version that last predicted this item.")
+    reviewed = models.BooleanField(default=False, help_text="An expert decided the item since.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["imagette", "model_version"], name="prediction_once_per_version"),
+        ]
+        indexes = [
+            # The review queue's orderings: current, unreviewed predictions of one version.
+            models.Index(fields=["model_version", "is_current", "reviewed", "-entropy"], name="prediction_entropy"),
+            models.Index(fields=["model_version", "is_current", "reviewed", "margin"], name="prediction_margin"),
+            models.Index(fields=["model_version", "is_current", "reviewed", "confidence"], name="prediction_conf"),
+            models.Index(fields=["model_version", "is_current", "reviewed", "disagrees", "-entropy"],
+                         name="prediction_disagreement"),
+            models.Index(fields=["imagette", "is_current"], name="prediction_current"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version} on imagette {self.imagette_id}: {self.label_mask:#b} ({self.confidence:.2f})"
