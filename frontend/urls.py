@@ -10,4 +10,7 @@ urlpatterns = [
     path("overview/", views.overview_page, name="overview"),
     path("ingest/", views.ingest_page, name="ingest"),
     path("models/", views.models_page, name="models"),
+    path("review/", views.review_page, name="review"),
+    path("map/", views.map_page, name="map"),
+    path("export/", views.export_page, name="export"),
 ]

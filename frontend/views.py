@@ -54,3 +54,21 @@ def models_page(request):
 @permission_required(perm("ingest"))
 def ingest_page(request):
     return render(request, "frontend/ingest.html")
+
+
+@permission_required(perm("review"))
+def review_page(request):
+    """Experts: the active-learning review queue (uncertain / disagreeing / random), keyboard first."""
+    return render(request, "frontend/review.html", {"classes": _classes()})
+
+
+@login_required
+def map_page(request):
+    """The map of detections: every imagette at its centre, coloured by predicted or curated class."""
+    return render(request, "frontend/map.html", {"classes": _classes()})
+
+
+@permission_required(perm("export"))
+def export_page(request):
+    """Admins: versioned exports of a curated snapshot (ImageFolder, CSV, STAC), as a job with a download link."""
+    return render(request, "frontend/export.html", {"classes": _classes()})

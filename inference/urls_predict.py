@@ -1,0 +1,3 @@
+"""Predict endpoints (see inference.api_urls)."""
+
+urlpatterns: list = []

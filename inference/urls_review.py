@@ -1,0 +1,3 @@
+"""Review endpoints (see inference.api_urls)."""
+
+urlpatterns: list = []
