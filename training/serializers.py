@@ -1,3 +1,5 @@
+import re
+
 from rest_framework import serializers
 
 from training.models import ModelVersion, Snapshot
@@ -20,6 +22,37 @@ class ModelVersionSerializer(serializers.ModelSerializer):
                   "created_at"]
 
 
+HPARAM_KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+MAX_HPARAMS = 40
+
+
 class TrainRequestSerializer(serializers.Serializer):
     network = serializers.ChoiceField(choices=["classifier"], default="classifier")
     epochs = serializers.IntegerField(min_value=1, max_value=500, required=False)
+    hparams = serializers.DictField(
+        required=False, help_text='Hyper-parameter overrides, e.g. {"image_size": 64, "batch_size": 16}.')
+    from_version = serializers.IntegerField(
+        min_value=1, required=False, help_text="Start from the weights of this version (its number) of the network.")
+
+    def validate(self, attrs: dict) -> dict:
+        number = attrs.pop("from_version", None)
+        if number is not None:
+            version = ModelVersion.objects.filter(network=attrs.get("network", "classifier"), number=number).first()
+            if version is None:
+                raise serializers.ValidationError({"from_version": f"{attrs.get('network', 'classifier')} has no "
+                                                                   f"version {number}"})
+            attrs["init_checkpoint"] = version.checkpoint
+        return attrs
+
+    def validate_hparams(self, value: dict) -> dict:
+        """The shape only: the web process never imports torch, so the network's own check (unknown keys,
+        values that cannot work) runs on the worker before the first epoch and fails the job with its reason."""
+        if len(value) > MAX_HPARAMS:
+            raise serializers.ValidationError(f"at most {MAX_HPARAMS} hyper-parameters")
+        for key, item in value.items():
+            if not HPARAM_KEY.match(key):
+                raise serializers.ValidationError(f"{key!r} is not a hyper-parameter name (lower_case_words)")
+            items = item if isinstance(item, list) else [item]
+            if len(items) > 16 or not all(v is None or isinstance(v, (bool, int, float, str)) for v in items):
+                raise serializers.ValidationError(f"{key}: a number, text, true/false, null or a short list of them")
+        return value

@@ -18,6 +18,8 @@ class TrainParams(serializers.Serializer):
     epochs = serializers.IntegerField(min_value=1, max_value=500, required=False)
     snapshot = serializers.IntegerField(required=False, help_text="Train on this snapshot; default: a new one.")
     hparams = serializers.DictField(required=False, help_text="Hyper-parameter overrides, e.g. {'lr': 0.001}.")
+    init_checkpoint = serializers.CharField(
+        required=False, help_text="Start from these weights: a Cryolabel checkpoint (path, or relative to MEDIA_ROOT).")
 
 
 def train_job(job: Job, reporter: JobReporter) -> dict:

@@ -22,7 +22,7 @@ from jobs.models import Job
 from jobs.services import JobReporter
 from training.models import ModelVersion, Snapshot, SnapshotItem
 from training.networks import get_network
-from training.networks.base import SampleRef, pick_device, read_checkpoint, seed_everything
+from training.networks.base import NetworkError, SampleRef, pick_device, read_checkpoint, seed_everything
 from training.services.registry import model_activate
 from training.services.snapshots import snapshot_create
 
@@ -33,6 +33,12 @@ def snapshot_samples(snapshot: Snapshot) -> list[SampleRef]:
         "imagette_id", "imagette__data", "label_mask", "split", "imagette__is_db", "imagette__source_product")
     return [SampleRef(item_id=pk, path=str(media / data), label_mask=mask, split=split, is_db=is_db, group=group)
             for pk, data, mask, split, is_db, group in rows.order_by("imagette_id")]
+
+
+def _media_path(path: str) -> Path:
+    """An absolute path, or one under MEDIA_ROOT (how ModelVersion.checkpoint is stored)."""
+    p = Path(path)
+    return p if p.is_absolute() else Path(settings.MEDIA_ROOT) / p
 
 
 def _save_atomic(state: dict, path: Path) -> None:
@@ -56,17 +62,26 @@ def train_run(job: Job, reporter: JobReporter) -> dict:
     if hparams.get("weights_path"):
         network.check_weights_file(hparams["weights_path"], hparams)
 
-    # The snapshot: the one asked for, the one a previous attempt made, or a new one.
+    init_state = None
+    if params.get("init_checkpoint"):  # warm start from an earlier model's weights (checked before any work)
+        init_state = read_checkpoint(_media_path(params["init_checkpoint"]))
+        network.load_checkpoint(network.build(hparams), init_state)
+
+    # The snapshot: the one asked for, the one a previous attempt made, or a new one. A new snapshot that
+    # cannot be trained on is refused inside the transaction that made it, so a refusal leaves no row.
     snapshot_id = params.get("snapshot") or job.metrics.get("snapshot")
-    if snapshot_id:
-        snapshot = Snapshot.objects.get(pk=snapshot_id)
-    else:
-        snapshot = snapshot_create(created_by=job.created_by, seed=int(hparams.get("seed", 0)),
-                                   note=f"made for training job {job.pk}")
+    with transaction.atomic():
+        if snapshot_id:
+            snapshot = Snapshot.objects.filter(pk=snapshot_id).first()
+            if snapshot is None:
+                raise NetworkError(f"snapshot {snapshot_id} does not exist")
+        else:
+            snapshot = snapshot_create(created_by=job.created_by, seed=int(hparams.get("seed", 0)),
+                                       note=f"made for training job {job.pk}")
+        samples = snapshot_samples(snapshot)
+        network.validate_samples(samples)
     reporter.metrics({"snapshot": snapshot.pk, "device": str(device), "hparams": _jsonable(hparams)},
                      message=f"snapshot #{snapshot.number}: {snapshot.size} imagettes on {device}")
-    samples = snapshot_samples(snapshot)
-    network.validate_samples(samples)
     by_split = {name: [s for s in samples if s.split == name] for name in ("train", "val", "test")}
 
     seed_everything(int(hparams.get("seed", 0)))
@@ -74,7 +89,11 @@ def train_run(job: Job, reporter: JobReporter) -> dict:
                                   hparams=hparams, device=device)
     val_loader = network.loader(network.dataset(by_split["val"], train=False, hparams=hparams), train=False,
                                 hparams=hparams, device=device)
-    model = network.build(hparams).to(device)
+    model = network.build(hparams)
+    if init_state is not None:
+        network.load_checkpoint(model, init_state)
+        reporter.log(f"started from the weights of {params['init_checkpoint']}")
+    model = model.to(device)
     optimizer = network.make_optimizer(model, hparams)
     scheduler = network.make_scheduler(optimizer, hparams, len(train_loader))
 

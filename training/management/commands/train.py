@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -19,14 +21,25 @@ class Command(BaseCommand):
         parser.add_argument("network", help=f"one of: {', '.join(NETWORK_CHOICES)}")
         parser.add_argument("--epochs", type=int)
         parser.add_argument("--snapshot", type=int, help="train on this snapshot id (default: a new snapshot)")
+        parser.add_argument("--init-checkpoint", metavar="PATH",
+                            help="start from the weights of this Cryolabel checkpoint (e.g. var/media/models/...)")
         parser.add_argument("--wait", action="store_true", help="follow the job until it ends")
 
-    def handle(self, *args, network: str, epochs: int | None, snapshot: int | None, wait: bool, **options):
+    def handle(self, *args, network: str, epochs: int | None, snapshot: int | None, wait: bool,
+               init_checkpoint: str | None = None, **options):
         if network not in NETWORK_CHOICES:
             raise CommandError(f"unknown network {network!r}; this platform trains: {', '.join(NETWORK_CHOICES)}")
         if epochs is not None and not 1 <= epochs <= 500:
             raise CommandError("--epochs must be between 1 and 500")
-        params = {"network": network, **({"epochs": epochs} if epochs else {}),
+        if init_checkpoint:
+            if not Path(init_checkpoint).is_file():
+                raise CommandError(f"--init-checkpoint {init_checkpoint}: no such file")
+            init_checkpoint = str(Path(init_checkpoint).resolve())
+        weights = os.environ.get("CRYOLABEL_CLASSIFIER_WEIGHTS")
+        if network == "classifier" and weights and not Path(weights).is_file():
+            raise CommandError(f"CRYOLABEL_CLASSIFIER_WEIGHTS={weights}: no such file (unset it to train from scratch)")
+        params = {"network": network, **({"init_checkpoint": init_checkpoint} if init_checkpoint else {}),
+                  **({"epochs": epochs} if epochs else {}),
                   **({"snapshot": snapshot} if snapshot else {})}
         job = job_submit(kind="train", params=params, reason="command line: manage.py train")
         self.stdout.write(f"queued training job {job.pk} ({network}) on the gpu queue")
