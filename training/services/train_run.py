@@ -124,6 +124,7 @@ def train_run(job: Job, reporter: JobReporter) -> dict:
         history.append(row)
         _save_atomic(network.checkpoint_state(model, optimizer, epoch + 1, hparams, scheduler=scheduler,
                                               metrics={"history": history}), checkpoint_path)
+        row["seconds_with_checkpoint"] = round(time.monotonic() - started, 3)
         reporter.metrics(
             {"epoch": epoch + 1, "epochs": epochs, "history": history, "train_loss": row["train_loss"],
              "val_loss": row["val_loss"], "val_top1": row["val_top1"], "val_macro_f1": row["val_macro_f1"]},

@@ -1,0 +1,1043 @@
+"""The crowd queue under 50 concurrent annotators: next item + vote, through a real Daphne, on PostgreSQL.
+
+What it does:
+  1. creates its own PostgreSQL database `cryolabel_bench_<pid>` and migrates it;
+  2. loads a realistic state (rows only; `data`/`preview` are fake paths) with COPY:
+       --annotators bulk annotators (2 000), --imagettes imagettes (100 000): 65 % open with 0-2 votes,
+       25 % complete (k = 3 votes, settled by a consensus run), 10 % settled by an imported label (no votes);
+       --gold of the open/complete ones are gold items, which also carry the uncounted votes annotators cast on
+       gold, so that the total is --votes (300 000); every (annotator, imagette) pair votes at most once and
+       vote_count equals the number of votes on every non-gold item;
+       --leases active leases (assignments) of bulk annotators on open items and --expired-leases expired ones,
+       with reserved_count as the queue keeps it;
+     then VACUUM ANALYZE;
+  3. creates --clients annotators (accounts.services.user_create, Role.ANNOTATOR) and their API tokens
+     (accounts.services.token_for), and starts Daphne (`python -m daphne ... eoplatform.asgi:application`) on the
+     bench database, with the local Redis as broker and channel layer (own key prefix), DEBUG=0;
+  4. drives the clients with httpx.AsyncClient, one task each, all at once:
+       warm-up   --warmup rounds of next + vote, not measured;
+       baseline  the same clients doing GET /api/v1/me/ twice per round (token auth + permission lookups,
+                 no queue), then GET /healthz twice per round: the platform's floor at the same concurrency;
+       queue     --rounds rounds of GET /api/v1/queue/next/?count=1 then POST /api/v1/votes/, latency of each
+                 request and of the pair recorded;
+       solo      one client alone, --solo-rounds rounds: the service time without queueing;
+  5. checks the database: every vote the clients got a 201 for is stored exactly once with what was sent, the
+     clients have no other votes, no item has more than k counted votes (vote_count = votes on non-gold items),
+     queue_state agrees with vote_count, reserved_count agrees with the leases;
+  6. profiles in-process (queries and SQL time per request, EXPLAIN ANALYZE of the queue query);
+  7. prints p50/p95/max, PASS/FAIL against the target (p95 < 25 ms for next and for vote), and removes the
+     database, its Redis keys, the temporary folder and Daphne.
+
+Run from the repository root:  .venv/bin/python bench/bench_crowd_queue.py [--rounds 40] [--clients 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    DEFAULT_PG,
+    DEFAULT_REDIS,
+    REPO,
+    clean_platform_env,
+    django_close_connections,
+    django_setup,
+    exit_on_sigterm,
+    latency_row,
+    load_line,
+    machine_line,
+    migrate,
+    percentile,
+    pg_create_database,
+    pg_drop_database,
+    verdict,
+)
+
+K = 3  # CRYOLABEL_VOTES_PER_ITEM, the default the platform runs with (checked against settings below)
+
+
+# ================================================================================================================
+# The data set
+# ================================================================================================================
+@dataclass
+class Loaded:
+    imagettes: int = 0
+    votes: int = 0
+    counted_votes: int = 0
+    gold_votes: int = 0
+    gold: int = 0
+    annotators: int = 0
+    leases: int = 0
+    expired_leases: int = 0
+    states: Counter = field(default_factory=Counter)
+    gold_ids: set[int] = field(default_factory=set)
+    seconds: float = 0.0
+
+
+def _copy(cursor, table: str, columns: list[str], rows) -> int:
+    n = 0
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+            n += 1
+    return n
+
+
+def load_data(args) -> Loaded:
+    """Annotators, imagettes, votes, gold and leases, consistent with what the queue maintains."""
+    import numpy as np
+    from django.contrib.auth.models import Group, User
+    from django.db import connection
+
+    from accounts.roles import Role
+    from accounts.services import roles_ensure
+    from annotations.models import Assignment, GoldLabel, Imagette, Vote
+
+    t_start = time.perf_counter()
+    rng = np.random.default_rng(args.seed)
+    now = datetime.now(UTC)
+    out = Loaded()
+
+    # --- annotators (bulk: an unusable password, no hashing) ---------------------------------------------------
+    groups: dict[Role, Group] = roles_ensure()
+    users = User.objects.bulk_create(
+        [User(username=f"bulk{i:05d}", password="!bench-unusable", date_joined=now) for i in range(args.annotators)],
+        batch_size=2000,
+    )
+    through = User.groups.through
+    through.objects.bulk_create([through(user_id=u.pk, group_id=groups[Role.ANNOTATOR].pk) for u in users],
+                                batch_size=2000)
+    annotator_ids = np.array([u.pk for u in users], dtype=np.int64)
+    n_ann = len(annotator_ids)
+    out.annotators = n_ann
+
+    # --- imagettes --------------------------------------------------------------------------------------------
+    n = args.imagettes
+    draw = rng.random(n)
+    state = np.where(draw < 0.65, "open", np.where(draw < 0.90, "complete", "settled"))
+    vote_count = np.where(state == "open", rng.integers(0, K, n), np.where(state == "complete", K, 0))
+    candidates = np.flatnonzero(state != "settled")
+    gold_idx = np.sort(rng.choice(candidates, size=min(args.gold, len(candidates)), replace=False))
+    is_gold = np.zeros(n, dtype=bool)
+    is_gold[gold_idx] = True
+    counted_total = int(vote_count.sum())
+    extra_total = args.votes - counted_total
+    if extra_total < 0 or (extra_total and not len(gold_idx)):
+        raise SystemExit(f"--votes {args.votes} does not fit the mix: the open/complete items alone carry "
+                         f"{counted_total} counted votes (at most {K} each); the rest goes on gold items")
+    extra = np.zeros(n, dtype=np.int64)
+    if len(gold_idx):
+        share = np.full(len(gold_idx), extra_total // len(gold_idx))
+        share[: extra_total % len(gold_idx)] += 1
+        room = n_ann - vote_count[gold_idx]
+        if (share > room).any():
+            raise SystemExit(f"--votes {args.votes}: {int(share.max())} uncounted votes per gold item but only "
+                             f"{n_ann} annotators; raise --gold or --annotators")
+        extra[gold_idx] = share
+
+    # Leases: active ones on open non-gold items with room, expired ones likewise (not yet released).
+    open_room = np.flatnonzero((state == "open") & ~is_gold)
+    lease_idx = rng.choice(open_room, size=min(args.leases + args.expired_leases, len(open_room)), replace=False)
+    reserved = np.zeros(n, dtype=np.int64)
+    reserved[lease_idx] = 1
+
+    acq0 = datetime(2016, 1, 1, tzinfo=UTC)
+    table = Imagette._meta.db_table
+    columns = ["id", "key", "content_hash", "source_product", "source_path", "source_format", "swath", "polarisation",
+               "acquisition_time", "center_lat", "center_lon", "incidence_angle", "pixel_spacing", "min_lat",
+               "max_lat", "min_lon", "max_lon", "width", "height", "is_db", "data", "preview", "queue_state",
+               "vote_count", "reserved_count", "label_mask", "label_source", "label_agreement", "label_version",
+               "created_at"]
+    lats = rng.uniform(-75, 78, n)
+    lons = rng.uniform(-180, 180, n)
+    secs = rng.integers(0, 366 * 86400, n)
+    label_bits = rng.integers(0, 10, n)
+
+    def imagette_rows():
+        for i in range(n):
+            pk = i + 1
+            digest = f"{pk:064x}"
+            product = f"S1A_WV_SLC__1SSV_2016{pk % 12 + 1:02d}01T000000_{pk // 4:08d}.SAFE"
+            st = str(state[i])
+            if st == "settled":
+                label = (1 << int(label_bits[i]), "imported", None, 1)
+            elif st == "complete":
+                label = (1 << int(label_bits[i]), "consensus", round(float(0.5 + 0.5 * rng.random()), 3), 0)
+            else:
+                label = (None, "", None, 0)
+            lat, lon = float(lats[i]), float(lons[i])
+            yield (pk, f"{product}/measurement/s1a-wv{1 + pk % 2}-slc-vv-{pk:08d}.tiff", digest, product,
+                   f"/data/bench/{product}", "safe", f"WV{1 + pk % 2}", "VV",
+                   acq0 + timedelta(seconds=int(secs[i])), lat, lon, 23.5 if pk % 2 else 36.5, 4.1,
+                   lat - 0.1, lat + 0.1, lon - 0.1, lon + 0.1, 256, 256, True,
+                   f"imagettes/{digest[:2]}/{digest}.npy", f"imagettes/{digest[:2]}/{digest}.png", st,
+                   int(vote_count[i]), int(reserved[i]), label[0], label[1], label[2], label[3],
+                   now - timedelta(days=60))
+
+    # --- votes: distinct annotators per item ------------------------------------------------------------------
+    # Counted votes (at most K): a random base annotator and two random distinct offsets.
+    base = rng.integers(0, n_ann, n)
+    off1 = rng.integers(1, n_ann // 2, n)
+    off2 = rng.integers(n_ann // 2, n_ann, n)
+    offsets = np.stack([np.zeros(n, dtype=np.int64), off1, off2], axis=1)
+    voters = (base[:, None] + offsets) % n_ann  # positions into annotator_ids; row i: its first vote_count used
+    vote_masks = rng.integers(0, 10, args.votes + 10)
+    second = rng.random(args.votes + 10) < 0.1
+    vote_seconds = np.round(rng.lognormal(1.3, 0.6, args.votes + 10), 2)
+    vote_age = rng.integers(60, 60 * 86400, args.votes + 10)
+    vote_table = Vote._meta.db_table
+    vote_columns = ["imagette_id", "annotator_id", "label_mask", "seconds", "created_at"]
+    gold_extra_voters: dict[int, np.ndarray] = {}
+    for i in gold_idx:
+        taken = set(voters[i, : vote_count[i]].tolist())
+        pool = np.setdiff1d(np.arange(n_ann), np.fromiter(taken, dtype=np.int64, count=len(taken)))
+        gold_extra_voters[int(i)] = rng.choice(pool, size=int(extra[i]), replace=False)
+
+    def vote_rows():
+        j = 0
+        for i in range(n):
+            who = list(voters[i, : vote_count[i]])
+            if is_gold[i]:
+                who.extend(gold_extra_voters[i].tolist())
+            for position in who:
+                bit = int(vote_masks[j])
+                mask = (1 << bit) | ((1 << ((bit + 3) % 10)) if second[j] else 0)
+                yield (i + 1, int(annotator_ids[position]), mask, float(vote_seconds[j]),
+                       now - timedelta(seconds=int(vote_age[j])))
+                j += 1
+
+    lease_rows = []
+    for m, i in enumerate(lease_idx):
+        voted = set(voters[i, : vote_count[i]].tolist())
+        position = int(rng.integers(0, n_ann))
+        while position in voted:
+            position = (position + 1) % n_ann
+        expired = m >= args.leases
+        expires = now - timedelta(minutes=5) if expired else now + timedelta(minutes=15)
+        lease_rows.append((int(i) + 1, int(annotator_ids[position]), expires, True, expires - timedelta(minutes=15)))
+
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        out.imagettes = _copy(raw, table, columns, imagette_rows())
+        out.votes = _copy(raw, vote_table, vote_columns, vote_rows())
+        _copy(raw, GoldLabel._meta.db_table, ["imagette_id", "label_mask", "created_at"],
+              ((int(i) + 1, 1 << int(label_bits[i]), now - timedelta(days=30)) for i in gold_idx))
+        _copy(raw, Assignment._meta.db_table, ["imagette_id", "annotator_id", "expires_at", "counted", "created_at"],
+              lease_rows)
+        cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+    out.counted_votes = counted_total
+    out.gold_votes = int(extra.sum())
+    out.gold = len(gold_idx)
+    out.gold_ids = {int(i) + 1 for i in gold_idx}
+    out.leases = min(args.leases, len(lease_idx))
+    out.expired_leases = len(lease_idx) - out.leases
+    out.states = Counter(state.tolist())
+
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+    out.seconds = time.perf_counter() - t_start
+    return out
+
+
+# ================================================================================================================
+# Daphne
+# ================================================================================================================
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    procs: list[subprocess.Popen]
+    log_paths: list[Path]
+    base_url: str
+    listen_sock: socket.socket | None = None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return "\n".join(p.read_text(errors="replace")[-chars:] for p in self.log_paths if p.exists())
+
+    def threads(self) -> list[int]:
+        out = []
+        for proc in self.procs:
+            try:
+                status = Path(f"/proc/{proc.pid}/status").read_text()
+                out.append(int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:"))))
+            except (OSError, StopIteration):
+                out.append(0)
+        return out
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                with suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        if self.listen_sock is not None:
+            self.listen_sock.close()
+
+
+def start_daphne(args, env: dict[str, str], log_dir: Path) -> Server:
+    """One Daphne on a port, or --servers processes accepting on one shared listening socket (--fd)."""
+    port = args.port or free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    procs, logs = [], []
+    listen = None
+    if args.servers > 1:
+        listen = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listen.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listen.bind(("127.0.0.1", port))
+        listen.listen(1024)
+        listen.set_inheritable(True)
+    for s in range(args.servers):
+        if listen is None:
+            cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "eoplatform.asgi:application"]
+            pass_fds: tuple[int, ...] = ()
+        else:
+            cmd = [sys.executable, "-m", "daphne", "--fd", str(listen.fileno()), "eoplatform.asgi:application"]
+            pass_fds = (listen.fileno(),)
+        log_path = log_dir / f"daphne{s}.log"
+        with open(log_path, "ab") as handle:
+            procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT,
+                                          start_new_session=True, pass_fds=pass_fds))
+        logs.append(log_path)
+    server = Server(procs, logs, base_url, listen)
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                # each process answers once it is up: give the others a moment, then check they live
+                time.sleep(1.0 if args.servers > 1 else 0)
+                if all(p.poll() is None for p in procs):
+                    return server
+        except httpx.HTTPError:
+            pass
+        if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
+            tail = server.log_tail()
+            server.stop()
+            raise RuntimeError(f"daphne did not come up:\n{tail}")
+        time.sleep(0.2)
+
+
+# ================================================================================================================
+# CPU accounting (where the cores went during a phase)
+# ================================================================================================================
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _postgres_cpu() -> float:
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if Path(f"/proc/{entry}/comm").read_text().strip() == "postgres":
+                    total += _proc_cpu(int(entry))
+            except OSError:
+                pass
+    return total
+
+
+def _machine_busy() -> tuple[float, float]:
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / _TICK, sum(values) / _TICK
+
+
+def cpu_snapshot(server: Server) -> dict[str, float]:
+    busy, total = _machine_busy()
+    t = os.times()
+    return {"daphne": sum(_proc_cpu(p.pid) for p in server.procs), "postgres": _postgres_cpu(),
+            "client": t.user + t.system, "busy": busy, "total": total, "wall": time.perf_counter()}
+
+
+def cpu_line(before: dict[str, float], after: dict[str, float]) -> str:
+    wall = after["wall"] - before["wall"]
+    cores = os.cpu_count() or 1
+    share = {k: 100 * (after[k] - before[k]) / wall for k in ("daphne", "postgres", "client")}
+    busy = 100 * (after["busy"] - before["busy"]) / max(after["total"] - before["total"], 1e-9) * cores
+    return (f"CPU (100 % = one core, {cores} cores): daphne {share['daphne']:.0f} %, postgres (all backends on the "
+            f"server) {share['postgres']:.0f} %, this client {share['client']:.0f} %, whole machine {busy:.0f} %")
+
+
+# ================================================================================================================
+# The load
+# ================================================================================================================
+@dataclass
+class Phase:
+    name: str
+    first: list[float] = field(default_factory=list)  # next item, or the first baseline GET
+    second: list[float] = field(default_factory=list)  # vote, or the second baseline GET
+    pair: list[float] = field(default_factory=list)
+    statuses: Counter = field(default_factory=Counter)
+    accepted: list[tuple[int, int, int, int]] = field(default_factory=list)  # (vote id, user id, imagette, mask)
+    empty: int = 0
+    errors: list[str] = field(default_factory=list)
+    wall: float = 0.0
+    cpu: str = ""
+    threads: list[int] = field(default_factory=list)
+
+    @property
+    def requests(self) -> int:
+        return sum(self.statuses.values())
+
+
+SLUG_LIST: list[str] = []
+
+
+class _RawResponse:
+    __slots__ = ("status_code", "content")
+
+    def __init__(self, status_code: int, content: bytes) -> None:
+        self.status_code, self.content = status_code, content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.content)
+
+
+class RawClient:
+    """A minimal HTTP/1.1 keep-alive client on asyncio streams, one connection per annotator: a small fraction
+    of httpx's CPU per request, so that on a 2-core machine the load generator takes less from the server.
+    Handles Content-Length and chunked bodies and servers that close the connection."""
+
+    def __init__(self, base_url: str) -> None:
+        host_port = base_url.split("://", 1)[1].rstrip("/")
+        self.host, port = host_port.rsplit(":", 1)
+        self.port = int(port)
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def _send(self, method: str, path: str, headers: dict[str, str], body: bytes | None) -> _RawResponse:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", "Accept: application/json"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        if body is not None:
+            lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b""))
+        reader = self.reader
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length, chunked, close = None, False, False
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+            elif name == b"connection" and b"close" in value.lower():
+                close = True
+        if chunked:
+            parts = []
+            while True:
+                size = int((await reader.readline()).split(b";")[0].strip(), 16)
+                if size == 0:
+                    while (await reader.readline()) not in (b"\r\n", b""):
+                        pass
+                    break
+                parts.append(await reader.readexactly(size))
+                await reader.readexactly(2)
+            content = b"".join(parts)
+        elif length is not None:
+            content = await reader.readexactly(length)
+        else:
+            content, close = await reader.read(), True
+        if close:
+            await self.aclose()
+        return _RawResponse(status, content)
+
+    async def _request(self, method, path, headers, body):
+        try:
+            return await self._send(method, path, headers, body)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            await self.aclose()  # a kept-alive connection the server closed meanwhile: one retry, fresh
+            return await self._send(method, path, headers, body)
+
+    async def get(self, path: str, headers: dict[str, str]) -> _RawResponse:
+        return await self._request("GET", path, headers, None)
+
+    async def post(self, path: str, json: dict, headers: dict[str, str]) -> _RawResponse:  # noqa: A002
+        return await self._request("POST", path, headers, _json_dumps(json))
+
+    async def aclose(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with suppress(OSError):
+                await self.writer.wait_closed()
+        self.reader = self.writer = None
+
+
+def _json_dumps(value) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+async def _annotator(client, user_id: int, token: str, phase: Phase, rounds: int, deadline: float | None,
+                     think: float, rng: random.Random, mode: str, start: asyncio.Event, record: bool) -> None:
+    import httpx
+
+    headers = {"Authorization": f"Token {token}"}
+    await start.wait()
+    if think > 0:  # annotators do not all arrive in the same millisecond
+        await asyncio.sleep(rng.uniform(0, think))
+    done = 0
+    while (done < rounds) if deadline is None else (time.perf_counter() < deadline):
+        done += 1
+        try:
+            if mode == "queue":
+                t0 = time.perf_counter()
+                r1 = await client.get("/api/v1/queue/next/?count=1", headers=headers)
+                t1 = time.perf_counter()
+                phase.statuses[f"next {r1.status_code}"] += 1
+                items = r1.json() if r1.status_code == 200 else []
+                if not items:
+                    phase.empty += 1
+                    if r1.status_code != 200 and len(phase.errors) < 5:
+                        phase.errors.append(f"next -> {r1.status_code} {r1.text[:200]}")
+                    continue
+                bits = rng.sample(range(len(SLUG_LIST)), 2 if rng.random() < 0.1 else 1)
+                body = {"imagette": items[0]["id"], "labels": [SLUG_LIST[b] for b in bits],
+                        "seconds": round(rng.uniform(1.0, 9.0), 2)}
+                r2 = await client.post("/api/v1/votes/", json=body, headers=headers)
+                t2 = time.perf_counter()
+                phase.statuses[f"vote {r2.status_code}"] += 1
+                if r2.status_code == 201:
+                    mask = sum(1 << b for b in bits)
+                    phase.accepted.append((r2.json()["id"], user_id, items[0]["id"], mask))
+                elif len(phase.errors) < 5:
+                    phase.errors.append(f"vote on {items[0]['id']} -> {r2.status_code} {r2.text[:200]}")
+            else:
+                path = "/api/v1/me/" if mode == "me" else "/healthz"
+                t0 = time.perf_counter()
+                r1 = await client.get(path, headers=headers)
+                t1 = time.perf_counter()
+                r2 = await client.get(path, headers=headers)
+                t2 = time.perf_counter()
+                for r in (r1, r2):
+                    phase.statuses[f"{path} {r.status_code}"] += 1
+                    if r.status_code != 200 and len(phase.errors) < 5:
+                        phase.errors.append(f"{path} -> {r.status_code} {r.text[:200]}")
+        except (httpx.HTTPError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            phase.statuses[f"transport error {type(exc).__name__}"] += 1
+            if len(phase.errors) < 5:
+                phase.errors.append(f"{type(exc).__name__}: {exc}")
+            continue
+        if record:
+            phase.first.append(t1 - t0)
+            phase.second.append(t2 - t1)
+            phase.pair.append(t2 - t0)
+        if think > 0:
+            await asyncio.sleep(rng.expovariate(1.0 / think))
+
+
+CLIENT_KIND = ["raw"]
+
+
+async def _drive(base_url: str, clients: list[tuple[int, str]], phase: Phase, *, rounds: int,
+                 duration: float | None, think: float, mode: str, seed: int, record: bool = True) -> None:
+    import httpx
+
+    limits = httpx.Limits(max_connections=len(clients), max_keepalive_connections=len(clients))
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=120) as shared:
+        raw = [RawClient(base_url) for _ in clients] if CLIENT_KIND[0] == "raw" else []
+        start = asyncio.Event()
+        deadline = None if not duration else time.perf_counter() + duration
+        tasks = [
+            asyncio.create_task(_annotator(raw[n] if raw else shared, uid, token, phase, rounds, deadline, think,
+                                           random.Random(seed * 1000 + n), mode, start, record))
+            for n, (uid, token) in enumerate(clients)
+        ]
+        await asyncio.sleep(0)
+        t0 = time.perf_counter()
+        start.set()
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            phase.wall = time.perf_counter() - t0
+            for client in raw:
+                await client.aclose()
+
+
+def run_phase(server: Server, clients, name: str, *, mode: str, rounds: int, duration: float | None = None,
+              think: float = 0.0, seed: int = 0, record: bool = True, sample_threads: bool = False) -> Phase:
+    phase = Phase(name)
+    before = cpu_snapshot(server)
+    if sample_threads:
+
+        async def sampled():
+            async def sampler():
+                while True:
+                    phase.threads.append(max(server.threads(), default=0))
+                    await asyncio.sleep(0.25)
+
+            s = asyncio.create_task(sampler())
+            try:
+                await _drive(server.base_url, clients, phase, rounds=rounds, duration=duration, think=think,
+                             mode=mode, seed=seed, record=record)
+            finally:
+                s.cancel()
+
+        asyncio.run(sampled())
+    else:
+        asyncio.run(_drive(server.base_url, clients, phase, rounds=rounds, duration=duration, think=think,
+                           mode=mode, seed=seed, record=record))
+    phase.cpu = cpu_line(before, cpu_snapshot(server))
+    return phase
+
+
+def print_phase(phase: Phase, labels: tuple[str, str, str]) -> None:
+    rate = phase.requests / phase.wall if phase.wall else 0.0
+    print(f"{phase.name}: {phase.requests} requests in {phase.wall:.1f} s = {rate:.0f} requests/s; "
+          f"statuses {dict(sorted(phase.statuses.items()))}" + (f"; {phase.empty} empty next" if phase.empty else ""))
+    for label, values in zip(labels, (phase.first, phase.second, phase.pair), strict=True):
+        print(latency_row(label, values))
+    print(f"  {phase.cpu}")
+    if phase.threads:
+        print(f"  daphne threads during the run: max {max(phase.threads)} (sampled every 0.25 s)")
+    for error in phase.errors:
+        print(f"  error: {error}")
+
+
+# ================================================================================================================
+# Checks and profile
+# ================================================================================================================
+def check_database(loaded: Loaded, accepted: list[tuple[int, int, int, int]], client_ids: list[int]) -> list[str]:
+    """Every 201 stored once as sent; no other votes by the clients; counts consistent. Returns problems."""
+    from django.db import connection
+
+    from annotations.models import Assignment, GoldLabel, Imagette, Vote
+
+    problems: list[str] = []
+    im, vt, gl, asg = (m._meta.db_table for m in (Imagette, Vote, GoldLabel, Assignment))
+    ids = [a[0] for a in accepted]
+    if len(set(ids)) != len(ids):
+        problems.append(f"the server answered 201 with the same vote id twice ({len(ids) - len(set(ids))} times)")
+    with connection.cursor() as c:
+        c.execute(f"SELECT id, annotator_id, imagette_id, label_mask FROM {vt} WHERE id = ANY(%s)", [ids])
+        stored = {row[0]: row[1:] for row in c.fetchall()}
+        missing = [i for i in ids if i not in stored]
+        wrong = [a for a in accepted if a[0] in stored and stored[a[0]] != a[1:]]
+        if missing:
+            problems.append(f"{len(missing)} votes answered 201 are not stored (e.g. id {missing[0]})")
+        if wrong:
+            problems.append(f"{len(wrong)} stored votes differ from what was sent (e.g. {wrong[0]})")
+        c.execute(f"SELECT count(*) FROM {vt} WHERE annotator_id = ANY(%s)", [client_ids])
+        by_clients = c.fetchone()[0]
+        if by_clients != len(set(ids)):
+            problems.append(f"the clients have {by_clients} votes stored but got {len(set(ids))} answered 201")
+        c.execute(f"SELECT count(*) FROM (SELECT 1 FROM {vt} GROUP BY annotator_id, imagette_id "
+                  f"HAVING count(*) > 1) d")
+        if (dups := c.fetchone()[0]):
+            problems.append(f"{dups} (annotator, imagette) pairs have more than one vote")
+        # Non-gold items: every vote counted, so vote_count = votes <= k. Gold items: vote_count <= k only
+        # (votes cast on gold through a gold assignment are not counted).
+        c.execute(f"""
+            SELECT count(*) FILTER (WHERE g.id IS NULL AND coalesce(v.n, 0) <> i.vote_count),
+                   count(*) FILTER (WHERE g.id IS NULL AND coalesce(v.n, 0) > %s),
+                   count(*) FILTER (WHERE i.vote_count > %s),
+                   count(*) FILTER (WHERE (i.queue_state = 'complete') <> (i.vote_count >= %s)
+                                      AND i.queue_state <> 'settled'),
+                   count(*) FILTER (WHERE i.queue_state = 'settled' AND i.vote_count <> 0),
+                   max(i.vote_count)
+            FROM {im} i
+            LEFT JOIN (SELECT imagette_id, count(*) n FROM {vt} GROUP BY imagette_id) v ON v.imagette_id = i.id
+            LEFT JOIN {gl} g ON g.imagette_id = i.id""", [K, K, K])
+        mismatch, over_votes, over_count, bad_state, settled_votes, max_count = c.fetchone()
+        if mismatch:
+            problems.append(f"{mismatch} non-gold imagettes have vote_count different from their votes")
+        if over_votes or over_count:
+            problems.append(f"{over_votes} non-gold imagettes hold more than k={K} votes, "
+                            f"{over_count} imagettes have vote_count > k")
+        if bad_state:
+            problems.append(f"{bad_state} imagettes have queue_state disagreeing with vote_count")
+        if settled_votes:
+            problems.append(f"{settled_votes} settled imagettes got counted votes")
+        c.execute(f"""
+            SELECT count(*) FROM {im} i
+            LEFT JOIN (SELECT imagette_id, count(*) FILTER (WHERE expires_at > now()) live, count(*) n
+                       FROM {asg} WHERE counted GROUP BY imagette_id) a ON a.imagette_id = i.id
+            WHERE i.reserved_count < coalesce(a.live, 0) OR i.reserved_count > coalesce(a.n, 0)""")
+        if (bad_reserved := c.fetchone()[0]):
+            problems.append(f"{bad_reserved} imagettes have reserved_count disagreeing with their leases")
+        c.execute(f"SELECT count(*) FROM {vt}")
+        total = c.fetchone()[0]
+    print(f"check: {len(ids)} votes answered 201, {len(stored)} found by id, {by_clients} stored for the clients; "
+          f"{total} votes in all (loaded {loaded.votes}); max vote_count {max_count} (k={K})")
+    return problems
+
+
+class _SqlRecorder:
+    """Each query's SQL and time (execute_wrapper), and each commit's, on the default connection."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[float, str]] = []
+
+    def __call__(self, execute, sql, params, many, context):
+        t0 = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.items.append((time.perf_counter() - t0, sql))
+
+    @contextmanager
+    def installed(self):
+        from django.db import connection
+
+        connection.ensure_connection()
+        original = connection._commit
+
+        def timed_commit():
+            t0 = time.perf_counter()
+            try:
+                return original()
+            finally:
+                self.items.append((time.perf_counter() - t0, "COMMIT"))
+
+        connection._commit = timed_commit
+        try:
+            with connection.execute_wrapper(self):
+                yield self
+        finally:
+            del connection._commit
+
+
+def _in_process_pairs(client, n: int, per: dict | None = None) -> None:
+    for _ in range(n):
+        rec = _SqlRecorder()
+        with rec.installed():
+            t0 = time.perf_counter()
+            r = client.get("/api/v1/queue/next/?count=1")
+            wall = time.perf_counter() - t0
+        if per is not None:
+            per["next"].append((wall, rec.items))
+        items = r.json() if r.status_code == 200 else []
+        if not items:
+            return
+        rec = _SqlRecorder()
+        with rec.installed():
+            t0 = time.perf_counter()
+            client.post("/api/v1/votes/", {"imagette": items[0]["id"], "labels": [SLUG_LIST[0]]},
+                        content_type="application/json")
+            wall = time.perf_counter() - t0
+        if per is not None:
+            per["vote"].append((wall, rec.items))
+
+
+def profile_in_process(loaded: Loaded, clients_users, bulk_user, *, cprofile: bool = False) -> None:
+    """Queries and SQL time per request without concurrency, and the plan of the queue query."""
+    from django.db import connection, transaction
+    from django.test import Client
+
+    from accounts.services import token_for
+    from annotations.models import Imagette
+
+    user = clients_users[0]
+    client = Client(HTTP_AUTHORIZATION=f"Token {token_for(user=user)}")
+    per: dict[str, list[tuple[float, list[tuple[float, str]]]]] = {"next": [], "vote": []}
+    _in_process_pairs(client, 30, per)
+    print("in-process, one request at a time (django.test.Client, same database, no HTTP server, no Daphne):")
+    for name, rows in per.items():
+        if not rows:
+            continue
+        rows.sort(key=lambda r: r[0])
+        median = rows[len(rows) // 2]
+        counts = sorted(len(r[1]) for r in rows)
+        sql_ms = sorted(1000 * sum(t for t, _ in r[1]) for r in rows)
+        wall_ms = 1000 * median[0]
+        print(f"  {name:<5} {counts[len(counts) // 2]} statements (min {counts[0]}, max {counts[-1]}), "
+              f"SQL + commit {sql_ms[len(sql_ms) // 2]:.1f} ms of {wall_ms:.1f} ms for the whole request "
+              f"(medians of {len(rows)}); the median request:")
+        for t, sql in median[1]:
+            print(f"    {1000 * t:6.2f} ms  {sql[:120]}{'...' if len(sql) > 120 else ''}")
+    waiting = Imagette.objects.filter(queue_state=Imagette.QueueState.COMPLETE, label_source="")
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        n_waiting = waiting.count()
+        times.append(time.perf_counter() - t0)
+    print(f"  the count consensus_maybe_schedule() runs after every vote that completes an item while no consensus "
+          f"job is pending (complete, label_source ''): {1000 * sorted(times)[2]:.1f} ms (median of 5; "
+          f"{n_waiting} such rows now)")
+    if cprofile:
+        import cProfile
+        import io
+        import pstats
+
+        prof = cProfile.Profile()
+        prof.enable()
+        _in_process_pairs(client, 20)
+        prof.disable()
+        buf = io.StringIO()
+        pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(40)
+        print("cProfile of 20 in-process next + vote pairs (cumulative):")
+        print("\n".join(line[:160] for line in buf.getvalue().splitlines()[:60]))
+
+    try:
+        from annotations.services.votes import _for_update, open_candidates
+    except ImportError as exc:
+        print(f"(no EXPLAIN: {exc})")
+        return
+    for who, label in ((user, "a bench client"), (bulk_user, "a bulk annotator with history")):
+        with transaction.atomic(), connection.cursor() as c:
+            sql, params = _for_update(open_candidates(who))[:1].query.sql_with_params()
+            c.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+            plan = [row[0] for row in c.fetchall()]
+            transaction.set_rollback(True)
+        timing = next((p for p in plan if p.startswith("Execution Time")), "?")
+        print(f"EXPLAIN ANALYZE of the queue query (open_candidates + FOR UPDATE SKIP LOCKED LIMIT 1) for {label}: "
+              f"{timing}")
+        if who is bulk_user:
+            for p in plan:
+                print(f"    {p}")
+    waiting_sql = Imagette.objects.filter(queue_state=Imagette.QueueState.COMPLETE, label_source="").query
+    sql, params = waiting_sql.sql_with_params()
+    with connection.cursor() as c:
+        c.execute("EXPLAIN (ANALYZE) SELECT count(*) FROM (" + sql + ") s", params)
+        plan = [row[0] for row in c.fetchall()]
+    print("EXPLAIN ANALYZE of the 'completed, waiting for consensus' count run after an item completes "
+          f"(consensus_maybe_schedule): {next((p for p in plan if p.startswith('Execution Time')), '?')}")
+    for p in plan:
+        print(f"    {p}")
+
+
+# ================================================================================================================
+# Main
+# ================================================================================================================
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Crowd queue latency under concurrent annotators (next item + vote through Daphne on "
+        "PostgreSQL), against a trivial authenticated GET measured in the same run. Target: p95 < 25 ms for "
+        "each request.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--clients", type=int, default=50, help="concurrent annotators")
+    parser.add_argument("--rounds", type=int, default=40, help="next + vote rounds per annotator (measured)")
+    parser.add_argument("--duration", type=float, default=0,
+                        help="run each measured phase for this many seconds instead of --rounds")
+    parser.add_argument("--warmup", type=int, default=3, help="unmeasured rounds per annotator first")
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="mean pause (s, exponential) between an annotator's rounds; 0 = back to back")
+    parser.add_argument("--solo-rounds", type=int, default=50, help="rounds of one lone client (service time)")
+    parser.add_argument("--imagettes", type=int, default=100_000)
+    parser.add_argument("--votes", type=int, default=300_000)
+    parser.add_argument("--annotators", type=int, default=2000, help="bulk annotators the votes come from")
+    parser.add_argument("--gold", type=int, default=1000, help="gold items (they carry the uncounted votes)")
+    parser.add_argument("--leases", type=int, default=500, help="active leases of bulk annotators")
+    parser.add_argument("--expired-leases", type=int, default=200, help="expired, not yet released leases")
+    parser.add_argument("--servers", type=int, default=1,
+                        help="Daphne processes sharing one listening socket (bench-only deployment experiment)")
+    parser.add_argument("--asgi-threads", type=int, default=0,
+                        help="ASGI_THREADS for Daphne (0 = leave unset: asgiref's default executor)")
+    parser.add_argument("--pool-size", type=int, default=10, help="DATABASE_POOL_SIZE per Daphne process")
+    parser.add_argument("--consensus-every", type=int, default=0,
+                        help="CRYOLABEL_CONSENSUS_EVERY for Daphne (0 = leave the platform default)")
+    parser.add_argument("--baselines", default="me,healthz",
+                        help="comma list of baseline phases to run: me (GET /api/v1/me/), healthz (GET /healthz)")
+    parser.add_argument("--client", choices=["raw", "httpx"], default="raw",
+                        help="load generator: a minimal keep-alive HTTP/1.1 client on asyncio streams, one "
+                        "connection per annotator (light on CPU), or one shared httpx.AsyncClient")
+    parser.add_argument("--cprofile", action="store_true",
+                        help="also cProfile 20 in-process next + vote pairs and print where the Python time goes")
+    parser.add_argument("--no-profile", action="store_true", help="skip the in-process profile and EXPLAIN")
+    parser.add_argument("--target-ms", type=float, default=25.0, help="p95 target for next and for vote")
+    parser.add_argument("--pg-url", default=DEFAULT_PG, help="PostgreSQL server URL without database name")
+    parser.add_argument("--redis-url", default=DEFAULT_REDIS)
+    parser.add_argument("--port", type=int, default=0, help="Daphne port (0 = a free one)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", action="store_true", help="keep the database and the temporary folder")
+    args = parser.parse_args(argv)
+    exit_on_sigterm()
+
+    pid = os.getpid()
+    db_name = f"cryolabel_bench_{pid}"
+    prefix = f"cryolabel-bench-{pid}"
+    tmp = Path(tempfile.mkdtemp(prefix="cryolabel-bench-queue-"))
+    server: Server | None = None
+    db_created = False
+    t_all = time.perf_counter()
+    try:
+        print(f"bench_crowd_queue: {args.clients} annotators x {args.rounds if not args.duration else '-'} rounds"
+              f"{f' / {args.duration:g} s' if args.duration else ''}, think {args.think:g} s; data "
+              f"{args.imagettes} imagettes, {args.votes} votes, {args.annotators} annotators")
+        print(f"machine: {machine_line()}")
+        db_url = pg_create_database(args.pg_url, db_name)
+        db_created = True
+        clean_platform_env(
+            DATABASE_URL=db_url, CRYOLABEL_VAR_DIR=str(tmp / "var"), MEDIA_ROOT=str(tmp / "var" / "media"),
+            CELERY_BROKER_URL=args.redis_url, REDIS_URL=args.redis_url, CELERY_KEY_PREFIX=f"{prefix}:",
+            CHANNELS_PREFIX=prefix, DATABASE_POOL_SIZE="4",
+        )
+        django_setup()
+        from django.conf import settings
+
+        if settings.CRYOLABEL_VOTES_PER_ITEM != K:
+            raise SystemExit(f"this bench assumes k={K}; CRYOLABEL_VOTES_PER_ITEM is "
+                             f"{settings.CRYOLABEL_VOTES_PER_ITEM}")
+        # Only this process: the bench's 50 users need no slow password hash (they use tokens).
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+        from annotations.wv_classes import SLUGS
+
+        SLUG_LIST[:] = list(SLUGS)
+        CLIENT_KIND[0] = args.client
+        print(f"database {db_name} migrated in {migrate():.1f} s")
+
+        loaded = load_data(args)
+        print(f"loaded in {loaded.seconds:.1f} s (COPY + VACUUM ANALYZE): {loaded.imagettes} imagettes "
+              f"({', '.join(f'{k} {v}' for k, v in sorted(loaded.states.items()))}), {loaded.votes} votes "
+              f"({loaded.counted_votes} counted, {loaded.gold_votes} uncounted on {loaded.gold} gold items), "
+              f"{loaded.annotators} annotators, {loaded.leases} active + {loaded.expired_leases} expired leases")
+
+        from django.contrib.auth.models import User
+
+        from accounts.roles import Role
+        from accounts.services import token_for, user_create
+
+        users = [user_create(username=f"bench{pid}-{n:02d}", password=secrets.token_urlsafe(12),
+                             role=Role.ANNOTATOR) for n in range(args.clients)]
+        clients = [(u.pk, token_for(user=u)) for u in users]
+        bulk_user = User.objects.get(username="bulk00000")
+
+        env = {
+            **os.environ, "DEBUG": "0", "ALLOWED_HOSTS": "127.0.0.1", "SECRET_KEY": secrets.token_urlsafe(50),
+            "DATABASE_POOL_SIZE": str(args.pool_size), "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING",
+        }
+        if args.asgi_threads:
+            env["ASGI_THREADS"] = str(args.asgi_threads)
+        else:
+            env.pop("ASGI_THREADS", None)
+        if args.consensus_every:
+            env["CRYOLABEL_CONSENSUS_EVERY"] = str(args.consensus_every)
+        server = start_daphne(args, env, tmp)
+        print(f"daphne: {args.servers} process(es) at {server.base_url}, DEBUG=0, DATABASE_POOL_SIZE="
+              f"{args.pool_size} per process, ASGI_THREADS={args.asgi_threads or 'unset'}; "
+              f"broker/channels: {args.redis_url} prefix {prefix}")
+        print()
+
+        duration = args.duration or None
+        warm = run_phase(server, clients, "warm-up", mode="queue", rounds=args.warmup, seed=args.seed + 1,
+                         record=False)
+        print(f"warm-up: {warm.requests} requests in {warm.wall:.1f} s, statuses {dict(warm.statuses)}")
+        baselines: list[Phase] = []
+        for name in [b.strip() for b in args.baselines.split(",") if b.strip()]:
+            if name not in ("me", "healthz"):
+                parser.error(f"unknown baseline {name!r}")
+            phase = run_phase(server, clients, f"baseline GET {'/api/v1/me/' if name == 'me' else '/healthz'}",
+                              mode=name, rounds=args.rounds, duration=duration, think=args.think,
+                              seed=args.seed + 2)
+            print_phase(phase, ("GET (1st of round)", "GET (2nd of round)", "both"))
+            baselines.append(phase)
+        queue = run_phase(server, clients, "queue", mode="queue", rounds=args.rounds, duration=duration,
+                          think=args.think, seed=args.seed + 3, sample_threads=True)
+        print_phase(queue, ("next  GET /queue/next/", "vote  POST /votes/", "pair  next + vote"))
+        solo = run_phase(server, clients[:1], "solo (one client)", mode="queue", rounds=args.solo_rounds,
+                         seed=args.seed + 4)
+        print_phase(solo, ("next  GET /queue/next/", "vote  POST /votes/", "pair  next + vote"))
+        server.stop()
+        log = server.log_tail(200_000)
+        if "Traceback" in log or "ERROR" in log:
+            print(f"daphne logged {log.count('Traceback')} tracebacks; last lines:\n{log[-2000:]}")
+        print()
+
+        accepted = warm.accepted + queue.accepted + solo.accepted
+        problems = check_database(loaded, accepted, [u.pk for u in users])
+        for p in problems:
+            print(f"  PROBLEM: {p}")
+        print(f"check: {'OK' if not problems else 'FAILED'}")
+        from jobs.models import Job
+
+        queued = Job.objects.filter(kind="consensus").count()
+        if queued:
+            print(f"note: {queued} consensus job(s) queued by completed items (no worker runs in this bench)")
+        if not args.no_profile:
+            print()
+            profile_in_process(loaded, users, bulk_user, cprofile=args.cprofile)
+
+        # --- summary --------------------------------------------------------------------------------------------
+        print()
+        p95_next, p95_vote = (percentile(queue.first, 95) * 1000, percentile(queue.second, 95) * 1000)
+        p95_pair = percentile(queue.pair, 95) * 1000
+        rate = queue.requests / queue.wall if queue.wall else 0
+        print(f"summary ({args.clients} concurrent annotators, think {args.think:g} s, {len(queue.pair)} measured "
+              f"pairs, {rate:.0f} requests/s):")
+        print(f"  p95 next {p95_next:.1f} ms, vote {p95_vote:.1f} ms, pair {p95_pair:.1f} ms; solo (no queueing) "
+              f"p50 next {percentile(solo.first, 50) * 1000:.1f} ms, vote {percentile(solo.second, 50) * 1000:.1f} ms")
+        for b in baselines:
+            p95_b = percentile(b.first + b.second, 95) * 1000
+            print(f"  {b.name}: p95 {p95_b:.1f} ms at {b.requests / b.wall if b.wall else 0:.0f} requests/s "
+                  f"-> ratio next/baseline {p95_next / p95_b:.2f}x, vote/baseline {p95_vote / p95_b:.2f}x")
+        if args.think == 0 and rate:
+            print(f"  closed loop without think time: each client waits on the others, so latency ~ "
+                  f"clients / throughput = {args.clients} / {rate:.0f} per s = {1000 * args.clients / rate:.0f} ms "
+                  f"per request (Little's law); the solo numbers are the service time")
+        print(f"after the run: {load_line()}")
+        ok = p95_next < args.target_ms and p95_vote < args.target_ms and not problems and queue.pair
+        print(f"target: p95 < {args.target_ms:g} ms for next and for vote; measured next {p95_next:.1f} ms, "
+              f"vote {p95_vote:.1f} ms; consistency {'OK' if not problems else 'FAILED'} -> {verdict(bool(ok))}")
+        print(f"(whole bench {time.perf_counter() - t_all:.0f} s)")
+        return 0 if ok else 1
+    finally:
+        if server is not None:
+            server.stop()
+        django_close_connections()
+        if db_created and not args.keep:
+            pg_drop_database(args.pg_url, db_name)
+        _redis_cleanup(args.redis_url, prefix)
+        if args.keep:
+            print(f"kept {tmp} and database {db_name}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _redis_cleanup(url: str, prefix: str) -> None:
+    """Delete this run's keys (broker and channel layer), nothing else."""
+    try:
+        import redis
+
+        r = redis.Redis.from_url(url)
+        keys = list(r.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            r.delete(*keys)
+        r.close()
+    except Exception as exc:  # cleanup must not hide the result
+        print(f"(redis cleanup: {type(exc).__name__}: {exc})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
