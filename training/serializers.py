@@ -50,6 +50,8 @@ class TrainRequestSerializer(serializers.Serializer):
         if len(value) > MAX_HPARAMS:
             raise serializers.ValidationError(f"at most {MAX_HPARAMS} hyper-parameters")
         for key, item in value.items():
+            if key == "weights_path":  # a path on the worker's disk is the operator's choice, not a request's
+                raise serializers.ValidationError("weights_path comes from CRYOLABEL_CLASSIFIER_WEIGHTS on the worker")
             if not HPARAM_KEY.match(key):
                 raise serializers.ValidationError(f"{key!r} is not a hyper-parameter name (lower_case_words)")
             items = item if isinstance(item, list) else [item]
