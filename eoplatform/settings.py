@@ -238,9 +238,16 @@ CRYOLABEL_ASSIGNMENT_SECONDS = int(os.environ.get("CRYOLABEL_ASSIGNMENT_SECONDS"
 CRYOLABEL_CONSENSUS_METHOD = os.environ.get("CRYOLABEL_CONSENSUS_METHOD", "dawid_skene")
 CRYOLABEL_CONSENSUS_EVERY = int(os.environ.get("CRYOLABEL_CONSENSUS_EVERY", "25"))  # completed items per re-run
 CRYOLABEL_SETTLED_AGREEMENT = float(os.environ.get("CRYOLABEL_SETTLED_AGREEMENT", "0.6"))
+# New curated labels (decisions, imports, accepted predictions, settled consensus) since the last training's
+# snapshot that start a training on their own; 0 = off. The first training is always started by someone.
+CRYOLABEL_RETRAIN_AFTER = int(os.environ.get("CRYOLABEL_RETRAIN_AFTER", "100"))
 CRYOLABEL_MAX_UPLOAD_MB = int(os.environ.get("CRYOLABEL_MAX_UPLOAD_MB", "2048"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+# --- inference --------------------------------------------------------------------------------
+# Items per forward pass of a prediction job; 0: 256 on a GPU, 64 on a CPU.
+CRYOLABEL_PREDICT_BATCH = int(os.environ.get("CRYOLABEL_PREDICT_BATCH", "0"))
 
 # --- leaflet ----------------------------------------------------------------------------------
 LEAFLET_CONFIG = {"TILES": [], "NO_GLOBALS": False, "RESET_VIEW": False}

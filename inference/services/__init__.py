@@ -1,0 +1,1 @@
+"""Writes of the inference layer: prediction jobs (`predict`) and the review queue (`review`)."""
