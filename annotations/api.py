@@ -24,6 +24,7 @@ from annotations.serializers import (
     ImagetteCrowdSerializer,
     ImagetteFilterSerializer,
     ImagetteSerializer,
+    ImagetteSuggestionSerializer,
     VoteAmendSerializer,
     VoteInSerializer,
     VoteOutSerializer,
@@ -59,7 +60,8 @@ class ImagetteDetailApi(APIView):
 
     @extend_schema(responses=ImagetteSerializer)
     def get(self, request, pk: int):
-        item = get_object_or_404(Imagette.objects.select_related("consensus", "gold"), pk=pk)
+        item = get_object_or_404(Imagette.objects.select_related("consensus", "gold")
+                                 .prefetch_related(selectors.active_prediction_prefetch()), pk=pk)
         return Response(ImagetteSerializer(item).data)
 
 
@@ -80,12 +82,14 @@ class ImagettePreviewApi(APIView):
 
 
 class NextItemsApi(APIView):
-    """The next imagettes for the calling annotator (held for them for a while). Never shows votes."""
+    """The next imagettes for the calling annotator (held for them for a while). Never shows votes; shows the
+    model's prediction only to an annotator who asked for suggestions (blind voting is the default)."""
 
     permission_classes = [CanLabel]
 
-    @extend_schema(parameters=[OpenApiParameter("count", int, description="1 to 10 (preloading)")],
-                   responses=ImagetteCrowdSerializer(many=True))
+    @extend_schema(parameters=[OpenApiParameter("count", int, description="1 to 10 (preloading)"),
+                               OpenApiParameter("suggestions", bool, description="1: add the model's prediction")],
+                   responses=ImagetteSuggestionSerializer(many=True))
     def get(self, request):
         try:
             count = int(request.query_params.get("count", 1))
@@ -93,7 +97,12 @@ class NextItemsApi(APIView):
             return Response({"count": ["must be an integer"]}, status=400)
         if not 1 <= count <= 10:
             return Response({"count": ["must be between 1 and 10"]}, status=400)
+        suggestions = request.query_params.get("suggestions", "0").lower()
+        if suggestions not in ("0", "1", "true", "false", ""):
+            return Response({"suggestions": ["must be 0 or 1"]}, status=400)
         items = next_items(annotator=request.user, count=count)
+        if suggestions in ("1", "true"):
+            return Response(ImagetteSuggestionSerializer(selectors.with_active_prediction(items), many=True).data)
         return Response(ImagetteCrowdSerializer(items, many=True).data)
 
 
@@ -149,6 +158,7 @@ class CurationApi(APIView):
     def get(self, request):
         queryset = (
             Imagette.objects.select_related("consensus", "gold").filter(consensus__isnull=False)
+            .prefetch_related(selectors.active_prediction_prefetch())
             .exclude(label_source=Imagette.LabelSource.EXPERT)
             # Single-vote items have no agreement yet: after the disputed ones, on every database.
             .order_by(F("consensus__agreement").asc(nulls_last=True), "id")

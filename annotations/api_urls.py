@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from annotations import api
 
@@ -16,4 +16,5 @@ urlpatterns = [
     path("consensus/run/", api.ConsensusRunApi.as_view(), name="consensus-run"),
     path("overview/", api.OverviewApi.as_view(), name="overview"),
     path("uploads/", api.UploadApi.as_view(), name="upload"),
+    path("map/", include("annotations.api_map")),
 ]

@@ -25,7 +25,8 @@ def slugs_to_mask(slugs) -> int:
 def imagette_list(*, filters: dict | None = None) -> QuerySet[Imagette]:
     """Imagettes filtered by class (settled label, else consensus), agreement, status, label source."""
     filters = filters or {}
-    queryset = Imagette.objects.select_related("consensus", "gold").order_by("id")
+    queryset = Imagette.objects.select_related("consensus", "gold").prefetch_related(active_prediction_prefetch())
+    queryset = queryset.order_by("id")
     if cls := filters.get("class"):
         bit = 1 << class_by_slug(cls).index
         queryset = queryset.alias(
@@ -112,3 +113,25 @@ def overview() -> dict:
         "annotators": annotator_ranking(),
         "classes": [{"slug": c.slug, "name": c.name, "color": c.color, "key": c.key} for c in WV_CLASSES],
     }
+
+
+def active_prediction_prefetch():
+    """Prefetches each imagette's current prediction by the active classifier into `active_predictions` (a list
+    of 0 or 1): one query for a whole page, never one per item."""
+    from django.db.models import Prefetch
+
+    from inference.models import Prediction
+    from training.services.registry import active_version
+
+    version = active_version("classifier")
+    queryset = (Prediction.objects.filter(model_version=version, is_current=True).select_related("model_version")
+                if version is not None else Prediction.objects.none())
+    return Prefetch("predictions", queryset=queryset, to_attr="active_predictions")
+
+
+def with_active_prediction(items: list[Imagette]) -> list[Imagette]:
+    """The same imagettes, their active prediction attached (see active_prediction_prefetch)."""
+    from django.db.models import prefetch_related_objects
+
+    prefetch_related_objects(items, active_prediction_prefetch())
+    return items

@@ -1,7 +1,8 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from annotations.models import Imagette
-from annotations.selectors import mask_to_slugs
+from annotations.selectors import active_prediction_prefetch, mask_to_slugs
 from annotations.wv_classes import SLUGS
 
 
@@ -29,14 +30,56 @@ class ImagetteCrowdSerializer(serializers.ModelSerializer):
         return f"/api/v1/imagettes/{obj.pk}/preview/"
 
 
+class PredictionSerializer(serializers.Serializer):
+    """The active classifier's prediction for an imagette (the badge on the grids, the suggestions)."""
+
+    classes = serializers.ListField(child=serializers.CharField(), help_text="Predicted class slugs.")
+    label_mask = serializers.IntegerField()
+    top1 = serializers.CharField(help_text="The most probable class.")
+    confidence = serializers.FloatField(help_text="Probability of the predicted classes being exactly right.")
+    model_version = serializers.IntegerField(help_text="Number of the classifier version that predicted it.")
+
+
+@extend_schema_field(PredictionSerializer(allow_null=True))
+class ActivePredictionField(serializers.Field):
+    """Reads `active_predictions` (selectors.active_prediction_prefetch); looks it up if a caller did not
+    prefetch it, so a single item is right too."""
+
+    def __init__(self, **kwargs):
+        kwargs.update(source="*", read_only=True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, obj) -> dict | None:
+        if not hasattr(obj, "active_predictions"):
+            from django.db.models import prefetch_related_objects
+
+            prefetch_related_objects([obj], active_prediction_prefetch())
+        if not obj.active_predictions:
+            return None
+        prediction = obj.active_predictions[0]
+        return {"classes": mask_to_slugs(prediction.label_mask), "label_mask": prediction.label_mask,
+                "top1": SLUGS[prediction.top1] if prediction.top1 < len(SLUGS) else None,
+                "confidence": round(prediction.confidence, 4), "model_version": prediction.model_version.number}
+
+
+class ImagetteSuggestionSerializer(ImagetteCrowdSerializer):
+    """What an annotator sees when they asked for model suggestions: the crowd view plus the prediction."""
+
+    prediction = ActivePredictionField()
+
+    class Meta(ImagetteCrowdSerializer.Meta):
+        fields = [*ImagetteCrowdSerializer.Meta.fields, "prediction"]
+
+
 class ImagetteSerializer(ImagetteCrowdSerializer):
     labels = serializers.SerializerMethodField()
     consensus = serializers.SerializerMethodField()
+    prediction = ActivePredictionField()
 
     class Meta(ImagetteCrowdSerializer.Meta):
         fields = [*ImagetteCrowdSerializer.Meta.fields, "key", "source_product", "source_format", "polarisation",
                   "pixel_spacing", "footprint", "queue_state", "vote_count", "label_source", "label_agreement",
-                  "label_version", "labels", "consensus", "is_gold", "created_at"]
+                  "label_version", "labels", "consensus", "prediction", "is_gold", "created_at"]
 
     is_gold = serializers.SerializerMethodField()
 

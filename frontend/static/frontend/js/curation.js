@@ -56,6 +56,16 @@
     return `<span class="chips">${slugs.map((s) => chip(s, probabilities ? probabilities[s] : undefined)).join("")}</span>`;
   }
 
+  // The active classifier's prediction (the API adds it for experts): predicted classes and confidence.
+  function predictionBadge(p) {
+    if (!p) return "";
+    const slugs = p.classes.length ? p.classes : [p.top1];
+    const names = slugs.map((s) => bySlug.get(s)?.name || s).join(", ");
+    const dots = slugs.map((s) => `<span class="swatch" style="--c:${bySlug.get(s)?.color || "#888"}"></span>`).join("");
+    return `<span class="pred-badge" data-classes="${escapeHtml(slugs.join(","))}" data-confidence="${p.confidence}"
+      title="Prediction of classifier v${p.model_version}">${dots}${escapeHtml(names)} <span class="conf">${Math.round(p.confidence * 100)}%</span></span>`;
+  }
+
   function agreementHtml(a) {
     if (a === null || a === undefined) {
       return `<span class="agree"><span class="dash" title="agreement needs at least two votes">—</span></span>`;
@@ -103,7 +113,7 @@
         <img src="${item.preview_url}" alt="" loading="lazy" width="64" height="64">
         <div class="line"><span class="id">#${item.id}</span>${agreementHtml(c.agreement)}
           <span class="votes" title="votes on this imagette">${c.n_votes ?? item.vote_count} votes</span></div>
-        <div>${chips(c.labels, c.probabilities)}</div>
+        <div>${chips(c.labels, c.probabilities)}${predictionBadge(item.prediction)}</div>
       </li>`;
     }).join("");
     $("curation-empty").hidden = state.items.length > 0;
@@ -187,6 +197,10 @@
     $("detail-agreement").innerHTML = c
       ? `<div class="kv"><span class="k">Consensus</span>${chips(c.labels)}</div>
          <div class="kv"><span class="k">Agreement</span>${agreementHtml(c.agreement)}</div>` : "No consensus yet.";
+    if (item.prediction) {
+      $("detail-agreement").insertAdjacentHTML("beforeend",
+        `<div class="kv"><span class="k">Model</span>${predictionBadge(item.prediction)}</div>`);
+    }
   }
 
   function renderVotes(item, error) {

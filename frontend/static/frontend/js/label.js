@@ -4,7 +4,9 @@
 // preloaded), toggles classes with 1-9 and 0, and submits with Enter. Votes are sent in the
 // background (optimistic): the next image is on screen at once, failures are kept with their
 // labels and retried. Backspace goes back through this session's votes; Enter there amends one.
-// Blind voting: nothing here ever asks for, or shows, anyone else's votes or a consensus.
+// Blind voting: nothing here ever asks for, or shows, anyone else's votes or a consensus. The model's
+// prediction is shown (and its classes pre-selected) only when the annotator turns "Show model suggestions" on;
+// the setting is off by default and remembered per user in this browser.
 (function () {
   "use strict";
 
@@ -30,6 +32,13 @@
   const classByKey = new Map(classes.map((c) => [c.key, c]));
   const classBySlug = new Map(classes.map((c) => [c.slug, c]));
   const csrfInput = document.querySelector("[name=csrfmiddlewaretoken]");
+  const suggestionsToggle = $("suggestions-toggle");
+  const SUGGESTIONS_KEY = `cryolabel.suggestions.${root.dataset.user || ""}`;
+  let suggestionsOn = false;
+  try {
+    suggestionsOn = localStorage.getItem(SUGGESTIONS_KEY) === "1";
+  } catch (err) { /* storage refused (private mode): the default, off */ }
+  suggestionsToggle.checked = suggestionsOn;
 
   // --- state ---------------------------------------------------------------------------------
   // An entry is one imagette on this page: {item, labels: Set, seconds, shownAt, img, vote, draft}.
@@ -113,7 +122,46 @@
     img.src = item.preview_url;
     if (img.decode) img.decode().catch(() => {});
     entry.img = img; // kept so the decoded image stays in memory until it is shown
+    applySuggestion(entry);
     return entry;
+  }
+
+  // --- model suggestions (opt-in) ------------------------------------------------------------------
+  function suggestedSlugs(prediction) {
+    if (!prediction) return [];
+    return prediction.classes && prediction.classes.length ? prediction.classes : [prediction.top1].filter(Boolean);
+  }
+
+  // Pre-selects the predicted classes once per item, and only on an item the annotator has not touched.
+  function applySuggestion(entry) {
+    if (!suggestionsOn || entry.vote || entry.suggested || !entry.item.prediction) return;
+    entry.suggested = new Set(suggestedSlugs(entry.item.prediction).filter((slug) => classBySlug.has(slug)));
+    if (!entry.labels.size) entry.suggested.forEach((slug) => entry.labels.add(slug));
+  }
+
+  function setSuggestions(on) {
+    suggestionsOn = on;
+    try {
+      localStorage.setItem(SUGGESTIONS_KEY, on ? "1" : "0");
+    } catch (err) { /* kept for this page only */ }
+    if (on) {
+      buffer.forEach(applySuggestion);
+      // Items loaded before came without their prediction: the same held items come back with it.
+      saturated = false;
+      (fetching || Promise.resolve()).then(() => refill());
+    } else {
+      // Untouched pre-selections go; what the annotator chose stays.
+      for (const entry of buffer) {
+        if (entry.suggested && sameSet(entry.labels, entry.suggested)) entry.labels.clear();
+        entry.suggested = null;
+      }
+    }
+    render();
+  }
+
+  function predictionText(prediction) {
+    const names = suggestedSlugs(prediction).map((slug) => (classBySlug.get(slug) || { name: slug }).name);
+    return `${names.join(", ")} · ${Math.round(prediction.confidence * 100)}%`;
   }
 
   function stopClock(entry) {
@@ -161,7 +209,7 @@
   function refill() {
     if (fetching) return fetching;
     fetching = (async () => {
-      const res = await api("GET", `/queue/next/?count=${FETCH_COUNT}`);
+      const res = await api("GET", `/queue/next/?count=${FETCH_COUNT}${suggestionsOn ? "&suggestions=1" : ""}`);
       lastFetch = Date.now();
       if (!res.ok || !Array.isArray(res.data)) {
         toast(`Could not load imagettes (${res.data.detail || res.status}); trying again…`);
@@ -170,7 +218,14 @@
       }
       let fresh = 0;
       for (const item of res.data) {
-        if (seen.has(item.id)) continue; // held for us and already here (or voted, its vote in flight)
+        if (seen.has(item.id)) { // held for us and already here (or voted, its vote in flight)
+          const held = item.prediction !== undefined && buffer.find((e) => e.item.id === item.id);
+          if (held) {
+            held.item.prediction = item.prediction;
+            applySuggestion(held);
+          }
+          continue;
+        }
         seen.add(item.id);
         buffer.push(makeEntry(item));
         fresh += 1;
@@ -606,6 +661,7 @@
     $("back-button").disabled = !history.length || review === 0;
 
     renderInfo(entry);
+    renderSuggestion(entry);
     renderMode();
     if (view === "grid" && state !== "empty") renderGrid();
     renderSync();
@@ -629,6 +685,15 @@
       it.incidence_angle != null ? `incidence ${Number(it.incidence_angle).toFixed(1)}°` : "",
       `${it.width}×${it.height} px`, it.is_db ? "" : "8-bit PNG (not calibrated)"];
     info.textContent = parts.filter(Boolean).join(" · ");
+  }
+
+  function renderSuggestion(entry) {
+    const badge = $("suggestion-badge");
+    const prediction = suggestionsOn && entry && view === "single" ? entry.item.prediction : null;
+    badge.hidden = !prediction;
+    badge.textContent = prediction ? `Model v${prediction.model_version}: ${predictionText(prediction)}` : "";
+    badge.title = prediction ? "The model's prediction, pre-selected for you: change the classes if you disagree" : "";
+    root.dataset.suggestions = suggestionsOn ? "on" : "off";
   }
 
   function renderMode() {
@@ -682,7 +747,9 @@
         caption.className = "thumb-caption";
         const dots = document.createElement("span");
         dots.className = "thumb-labels";
-        cell.append(img, caption, dots);
+        const badge = document.createElement("span");
+        badge.className = "pred-badge on-thumb";
+        cell.append(img, caption, dots, badge);
         cells.set(entry.item.id, cell);
       }
       const isCurrent = i === active;
@@ -691,6 +758,10 @@
       if (isCurrent) cell.setAttribute("aria-current", "true");
       else cell.removeAttribute("aria-current");
       cell.querySelector(".thumb-caption").textContent = `#${entry.item.id}${entry.vote ? " · your vote" : ""}`;
+      const badge = cell.querySelector(".pred-badge");
+      const prediction = suggestionsOn ? entry.item.prediction : null;
+      badge.hidden = !prediction;
+      badge.textContent = prediction ? predictionText(prediction) : "";
       const dots = cell.querySelector(".thumb-labels");
       dots.textContent = "";
       for (const slug of sortedSlugs(shownLabels(entry))) {
@@ -843,6 +914,11 @@
     const i = buffer.findIndex((e) => e.item.id === id);
     if (i >= 0) go(() => { review = -1; index = i; });
   }
+
+  suggestionsToggle.addEventListener("change", () => {
+    suggestionsToggle.blur(); // the keys 1-0 toggle classes again, not this box
+    setSuggestions(suggestionsToggle.checked);
+  });
 
   $("submit-button").addEventListener("click", submit);
   $("back-button").addEventListener("click", back);
