@@ -289,6 +289,17 @@ class Network(ABC):
         """Defaults that change with an override (none here)."""
         return {}
 
+    @staticmethod
+    def epochs_for(hparams: Mapping[str, Any], steps_per_epoch: int, *, asked: bool) -> int:
+        """The epochs to run: hparams["epochs"] when asked for explicitly; else at least enough for
+        hparams["min_steps"] optimizer steps (a small curated set needs many passes), at most hparams["max_epochs"]."""
+        epochs = int(hparams["epochs"])
+        min_steps = int(hparams.get("min_steps") or 0)
+        if asked or min_steps <= 0 or steps_per_epoch <= 0:
+            return epochs
+        needed = math.ceil(min_steps / steps_per_epoch)
+        return max(epochs, min(int(hparams.get("max_epochs") or needed), needed))
+
     def check_hparams(self, hparams: Mapping[str, Any]) -> None:
         """Raise NetworkError for values that cannot work (called by resolve_hparams and build)."""
         for key in ("lr", "batch_size", "epochs"):

@@ -94,6 +94,7 @@ def train_run(job: Job, reporter: JobReporter) -> dict:
         network.load_checkpoint(model, init_state)
         reporter.log(f"started from the weights of {params['init_checkpoint']}")
     model = model.to(device)
+    hparams["epochs"] = network.epochs_for(hparams, len(train_loader), asked="epochs" in overrides)
     optimizer = network.make_optimizer(model, hparams)
     scheduler = network.make_scheduler(optimizer, hparams, len(train_loader))
 

@@ -99,7 +99,7 @@ def test_seed_everything_makes_runs_repeatable() -> None:
 def test_resolve_hparams_checks_keys_and_follows_the_architecture() -> None:
     net = get_network("classifier")
     cpu = net.resolve_hparams({}, "cpu")
-    assert (cpu["arch"], cpu["image_size"]) == ("resnet18", 128)
+    assert (cpu["arch"], cpu["image_size"]) == ("resnet18", 64)
     gpu = net.default_hparams("cuda")
     assert (gpu["arch"], gpu["image_size"]) == ("inception_v3", 299)
     switched = net.resolve_hparams({"arch": "inception_v3"}, "cpu")
