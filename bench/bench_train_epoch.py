@@ -14,7 +14,7 @@ What it does:
      warm-up, and the job's first epoch also fills its pixel cache) and PASS/FAIL against the target: the job
      within 1.1x of the bare loop (its bookkeeping costs under 10 %).
 
-Run from the repository root:  .venv/bin/python bench/bench_train_epoch.py [--n 600] [--epochs 3] [--size 128]
+Run from the repository root:  .venv/bin/python bench/bench_train_epoch.py [--n 600] [--epochs 3] [--size 64]
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=600, help="imagettes (default 600)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs of each run (default 3; >= 2)")
-    parser.add_argument("--size", type=int, default=128, help="network input size in pixels (default 128)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--size", type=int, default=64, help="input size, px (default 64)")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the recipe's (16 for the light option)")
     args = parser.parse_args()
     if args.epochs < 2:
         parser.error("--epochs must be >= 2 (the first epoch is warm-up)")
@@ -63,9 +63,9 @@ def run(args, work: Path) -> int:
     from jobs.models import Job
     from jobs.runner import run_job
     from training.augment import AugmentConfig, augment_batch
-    from training.models import Snapshot
     from training.networks import get_network, pick_device, seed_everything
     from training.networks.classifier import DB_PER_UNIT
+    from training.services.snapshots import snapshot_create
     from training.services.train_run import snapshot_samples
     from training.tasks import train_job
 
@@ -74,13 +74,63 @@ def run(args, work: Path) -> int:
     report = ingest_paths([files])
     assert not report.errors, report.errors
     device = pick_device()
-    hparams_override = {"arch": "resnet18", "image_size": args.size, "batch_size": args.batch_size,
-                        "epochs": args.epochs, "num_workers": 0}
-    print(f"{args.n} imagettes, resnet18 at {args.size} px, batch {args.batch_size}, {args.epochs} epochs, "
+    hparams_override = {"arch": "resnet18", "image_size": args.size, "epochs": args.epochs, "num_workers": 0,
+                        **({"batch_size": args.batch_size} if args.batch_size else {})}
+    print(f"{args.n} imagettes, resnet18 at {args.size} px, {args.epochs} epochs, "
           f"{device}, {torch.get_num_threads()} torch threads")
 
+    # --- bare: the same work over tensors in memory ---------------------------------------------------------
+    net = get_network("classifier")
+    hparams = net.resolve_hparams(hparams_override, device)
+    snapshot = snapshot_create(seed=0, note="bench_train_epoch")
+    samples = snapshot_samples(snapshot)
+
+    def tensors(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        dataset = net.dataset([s for s in samples if s.split == split], train=False, hparams=hparams)
+        items = [dataset[i] for i in range(len(dataset))]
+        return torch.stack([x for x, _, _ in items]).float(), torch.stack([y for _, y, _ in items]).float()
+
+    train_x, train_y = tensors("train")
+    val_x, val_y = tensors("val")
+    batch = int(hparams["batch_size"])
+    steps = (len(train_x) + batch - 1) // batch
+    augment = AugmentConfig.from_hparams(hparams, db_per_unit=DB_PER_UNIT)
+
+    def bare_run() -> list[float]:
+        seed_everything(int(hparams["seed"]))
+        model = net.build(hparams).to(device)
+        optimizer = net.make_optimizer(model, hparams)
+        scheduler = net.make_scheduler(optimizer, hparams, steps)
+        generator = torch.Generator().manual_seed(0)
+        times = []
+        for _ in range(args.epochs):
+            t0 = time.monotonic()
+            model.train()
+            order = torch.randperm(len(train_x), generator=generator)
+            for step in range(steps):
+                index = order[step * batch:(step + 1) * batch]
+                x = augment_batch(train_x[index], augment, generator).to(device)
+                y = train_y[index].to(device)
+                with net.autocast(model, device):
+                    loss, _ = net.compute_loss(model, (x, y), device)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+            model.eval()
+            with torch.inference_mode(), net.autocast(model, device):
+                for start in range(0, len(val_x), batch):
+                    model(val_x[start:start + batch].to(device))
+            float(loss.detach())  # one sync, as the job reads its loss back
+            times.append(time.monotonic() - t0)
+        return times
+
+    # The baseline runs before and after the job (same tensors), so that a change of load during the run
+    # weighs on both sides; medians of the steady epochs resist a neighbour's burst.
+    bare_before = bare_run()
     # --- platform: the real job function, as a worker runs it ---------------------------------------------
-    job = Job.objects.create(kind="train", queue="gpu", params={"network": "classifier", "hparams": hparams_override})
+    job = Job.objects.create(kind="train", queue="gpu", params={"network": "classifier", "hparams": hparams_override,
+                                                               "snapshot": snapshot.pk})
     started = time.monotonic()
     run_job(job.pk, train_job, worker="bench")
     job_total = time.monotonic() - started
@@ -91,50 +141,16 @@ def run(args, work: Path) -> int:
     history = job.metrics["history"]
     platform_epochs = [row["seconds_with_checkpoint"] for row in history]
 
-    # --- bare: the same work over tensors in memory ---------------------------------------------------------
-    net = get_network("classifier")
-    hparams = net.resolve_hparams(hparams_override, device)
-    samples = snapshot_samples(Snapshot.objects.get(pk=job.metrics["snapshot"]))
+    bare_after = bare_run()
+    return _report(args, platform_epochs, bare_before, bare_after, job_total)
 
-    def tensors(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        dataset = net.dataset([s for s in samples if s.split == split], train=False, hparams=hparams)
-        items = [dataset[i] for i in range(len(dataset))]
-        return torch.stack([x for x, _, _ in items]).float(), torch.stack([y for _, y, _ in items]).float()
 
-    train_x, train_y = tensors("train")
-    val_x, val_y = tensors("val")
-    seed_everything(int(hparams["seed"]))
-    model = net.build(hparams).to(device)
-    optimizer = net.make_optimizer(model, hparams)
-    batch = int(hparams["batch_size"])
-    steps = (len(train_x) + batch - 1) // batch
-    scheduler = net.make_scheduler(optimizer, hparams, steps)
-    augment = AugmentConfig.from_hparams(hparams, db_per_unit=DB_PER_UNIT)
-    generator = torch.Generator().manual_seed(0)
-    bare_epochs = []
-    for _ in range(args.epochs):
-        t0 = time.monotonic()
-        model.train()
-        order = torch.randperm(len(train_x), generator=generator)
-        for step in range(steps):
-            index = order[step * batch:(step + 1) * batch]
-            x = augment_batch(train_x[index], augment, generator).to(device)
-            y = train_y[index].to(device)
-            with net.autocast(model, device):
-                loss, _ = net.compute_loss(model, (x, y), device)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-        model.eval()
-        with torch.inference_mode(), net.autocast(model, device):
-            for start in range(0, len(val_x), batch):
-                model(val_x[start:start + batch].to(device))
-        float(loss)  # one sync, as the job reads its loss back
-        bare_epochs.append(time.monotonic() - t0)
+def _report(args, platform_epochs, bare_before, bare_after, job_total) -> int:
+    import statistics
 
-    platform_steady = sum(platform_epochs[1:]) / len(platform_epochs[1:])
-    bare_steady = sum(bare_epochs[1:]) / len(bare_epochs[1:])
+    bare_epochs = [(a + b) / 2 for a, b in zip(bare_before, bare_after, strict=True)]
+    platform_steady = statistics.median(platform_epochs[1:])
+    bare_steady = statistics.median(bare_before[1:] + bare_after[1:])
     ratio = platform_steady / bare_steady
     print(f"{'epoch':>5} {'platform s':>11} {'bare s':>8}")
     for i, (p, b) in enumerate(zip(platform_epochs, bare_epochs, strict=True), start=1):
