@@ -483,7 +483,7 @@ def read_geotiff(
     return ImagetteRecord(
         key=key or name,
         kind="geotiff",
-        source_product="",
+        source_product=tags.get("SOURCE_PRODUCT", ""),  # Cryolabel exports keep the acquisition (splits group by it)
         source_path=str(path),
         member="",
         swath=tags.get("SWATH", meta.get("swath", "")).upper(),
@@ -1082,9 +1082,40 @@ def iter_records(
             yield from _file_records(p, p.name, (), limits)
 
 
+def _export_manifest(folder: Path) -> dict[str, tuple[str, ...]] | None:
+    """The labels a Cryolabel export's manifest.csv (columns `file` and `labels`, slugs joined by ';') gives
+    the files it lists, by path relative to `folder`; None when there is no such manifest. It wins over the
+    class folder: a multi-label item sits in one folder but has all its classes in the manifest."""
+    path = folder / "manifest.csv"
+    if not path.is_file():
+        return None
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if not {"file", "labels"} <= set(reader.fieldnames or ()):
+                return None
+            return {
+                PurePosixPath((row["file"] or "").strip()).as_posix(): tuple(
+                    class_by_name(s).slug for s in (row["labels"] or "").split(";") if s.strip()
+                )
+                for row in reader
+            }
+    except KeyError as e:
+        raise IngestError(f"{path.name}: {e.args[0]}", path) from None
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise IngestError(f"{path.name} cannot be read: {e}", path) from e
+
+
 def _walk(root: Path, limits: Limits) -> Iterator[ImagetteRecord | IngestError]:
+    manifests: dict[Path, tuple[Path, dict[str, tuple[str, ...]]] | None] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
+        try:
+            found = _export_manifest(here)
+        except IngestError as e:
+            yield e  # reported; its files still come in, labelled by their folders
+            found = None
+        manifests[here] = (here, found) if found is not None else manifests.get(here.parent)
         dirnames.sort()
         for d in list(dirnames):
             sub = here / d
@@ -1102,7 +1133,11 @@ def _walk(root: Path, limits: Limits) -> Iterator[ImagetteRecord | IngestError]:
             if f.is_symlink():
                 yield IngestError(f"{name} is a symbolic link: skipped", f)
                 continue
-            yield from _file_records(f, f.relative_to(root).as_posix(), labels if ext in _RASTER_EXTS else (), limits)
+            file_labels = labels if ext in _RASTER_EXTS else ()
+            if manifests[here] is not None and ext in _RASTER_EXTS:
+                base, listed = manifests[here]
+                file_labels = listed.get(f.relative_to(base).as_posix(), file_labels)
+            yield from _file_records(f, f.relative_to(root).as_posix(), file_labels, limits)
 
 
 def read_ground_truth(path: str | Path) -> dict[str, tuple[str, str]]:

@@ -34,3 +34,40 @@ def train_task(self, job_id: int) -> str:
 
 
 register_job_kind(JobKind("train", "training.train", "gpu", "train", "Training", TrainParams, resumable=True))
+
+
+# --- exports (cpu queue) --------------------------------------------------------------------------------------
+class ExportParams(serializers.Serializer):
+    format = serializers.ChoiceField(choices=["imagefolder", "csv", "stac"])
+    kind = serializers.ChoiceField(choices=["imagettes"], default="imagettes")
+    snapshot = serializers.IntegerField(required=False, help_text="Export this snapshot (id); default: a new one.")
+
+
+def export_job(job: Job, reporter: JobReporter, *, out: str | None = None) -> dict:
+    """Write the export under MEDIA_ROOT/exports (where its download finds it); only the command line, which
+    runs the job in its own process, passes `out`: a job sent to a worker never writes elsewhere."""
+    from training.services.export import export_create
+
+    params = ExportParams(data=job.params)
+    params.is_valid(raise_exception=True)
+    data = params.validated_data
+    reporter.progress(0.0, f"exporting {data['kind']} as {data['format']}", force=True)
+
+    def progress(done: int, total: int) -> None:
+        reporter.progress(0.99 * done / max(total, 1), f"{done} of {total} imagettes written")
+
+    export = export_create(fmt=data["format"], kind=data["kind"], out=out, snapshot_id=data.get("snapshot"),
+                           created_by=job.created_by, job=job, progress=progress)
+    return {"export": export.pk, "number": export.number, "snapshot": export.snapshot_id, "format": export.format,
+            "items": export.items, "size_bytes": export.size_bytes, "path": export.path,
+            "download": f"/api/v1/exports/{export.pk}/download/",
+            "message": f"export #{export.number}: {export.items} imagettes of snapshot #{export.snapshot.number} "
+                       f"as {export.format}"}
+
+
+@shared_task(bind=True, name="training.export", queue="cpu")
+def export_task(self, job_id: int) -> str:
+    return run_job(job_id, export_job, worker=self.request.hostname or "")
+
+
+register_job_kind(JobKind("export", "training.export", "cpu", "export", "Export", ExportParams))

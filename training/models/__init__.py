@@ -1,4 +1,5 @@
+from training.models.export import Export
 from training.models.registry import ModelVersion
 from training.models.snapshot import Snapshot, SnapshotItem
 
-__all__ = ["ModelVersion", "Snapshot", "SnapshotItem"]
+__all__ = ["Export", "ModelVersion", "Snapshot", "SnapshotItem"]

@@ -1,0 +1,135 @@
+"""Exports over HTTP: start one (a job on the cpu queue), list them, download one as a zip streamed while it is
+built. Everything needs the `export` capability."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.permissions import HasCapability
+from jobs.serializers import JobDetailSerializer
+from jobs.services import job_submit
+from training.models import Export, Snapshot
+from training.services.export import (
+    FORMATS,
+    ExportError,
+    export_archive_name,
+    export_location,
+    export_zip_chunks,
+)
+
+CanExport = HasCapability("export")
+
+
+class ExportRequestSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=list(FORMATS))
+    snapshot = serializers.IntegerField(required=False, allow_null=True,
+                                        help_text="Snapshot id; leave it out to export a new snapshot of the "
+                                                  "current curated set.")
+
+    def validate_snapshot(self, value):
+        if value is None:
+            return None
+        snapshot = Snapshot.objects.filter(pk=value).first()
+        if snapshot is None:
+            raise serializers.ValidationError(f"there is no snapshot {value}")
+        if snapshot.size == 0:
+            raise serializers.ValidationError(f"snapshot #{snapshot.number} is empty: nothing to export")
+        return value
+
+
+class ExportSerializer(serializers.ModelSerializer):
+    snapshot_number = serializers.IntegerField(source="snapshot.number", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    download = serializers.SerializerMethodField()
+    available = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Export
+        fields = ["id", "number", "kind", "format", "snapshot", "snapshot_number", "items", "files", "size_bytes",
+                  "counts", "card", "job", "created_by", "created_at", "download", "available"]
+        read_only_fields = fields
+
+    def get_download(self, export: Export) -> str:
+        return f"/api/v1/exports/{export.pk}/download/"
+
+    def get_available(self, export: Export) -> bool:
+        return export_location(export).is_dir()
+
+
+class ExportListApi(APIView):
+    permission_classes = [CanExport]
+
+    @extend_schema(responses=ExportSerializer(many=True))
+    def get(self, request):
+        exports = Export.objects.select_related("snapshot", "created_by")[:200]
+        return Response(ExportSerializer(exports, many=True).data)
+
+    @extend_schema(request=ExportRequestSerializer, responses={202: JobDetailSerializer})
+    def post(self, request):
+        data = ExportRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        params = {"format": data.validated_data["format"], "kind": "imagettes"}
+        if data.validated_data.get("snapshot") is not None:
+            params["snapshot"] = data.validated_data["snapshot"]
+        job = job_submit(kind="export", params=params, created_by=request.user,
+                         reason=f"Export pressed by {request.user.username}")
+        return Response(JobDetailSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ExportDetailApi(APIView):
+    permission_classes = [CanExport]
+
+    @extend_schema(responses=ExportSerializer)
+    def get(self, request, pk: int):
+        return Response(ExportSerializer(get_object_or_404(Export.objects.select_related("snapshot"), pk=pk)).data)
+
+
+class ExportDownloadApi(APIView):
+    permission_classes = [CanExport]
+
+    @extend_schema(responses={(200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY),
+                              410: OpenApiResponse(description="the export's files are gone")})
+    def get(self, request, pk: int):
+        export = get_object_or_404(Export, pk=pk)
+        try:
+            chunks = export_zip_chunks(export)
+            first = next(chunks)  # the folder is checked here, while a 410 can still be answered
+        except ExportError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_410_GONE)
+        content = _prepend(first, chunks)
+        if isinstance(request._request, ASGIRequest):
+            # Under ASGI Django would read a sync iterator into a list first: hand it an async one.
+            content = _in_thread(content)
+        response = StreamingHttpResponse(content, content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="{export_archive_name(export)}.zip"'
+        return response
+
+
+def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from rest
+
+
+async def _in_thread(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """Each chunk is built in a worker thread (file reads, CRCs), one at a time: memory holds one chunk."""
+    step = sync_to_async(lambda: next(chunks, None), thread_sensitive=False)
+    while (chunk := await step()) is not None:
+        yield chunk
+
+
+urlpatterns = [
+    path("exports/", ExportListApi.as_view(), name="export-list"),
+    path("exports/<int:pk>/", ExportDetailApi.as_view(), name="export-detail"),
+    path("exports/<int:pk>/download/", ExportDownloadApi.as_view(), name="export-download"),
+]

@@ -1,0 +1,97 @@
+"""`python manage.py export imagettes --format {imagefolder,csv,stac} --out PATH [--snapshot N] [--wait]`.
+
+With --out the export runs here, in this process (as a job row, so the Jobs page shows it), and writes the
+new folder PATH. Without --out it is queued on the `cpu` queue and written under MEDIA_ROOT/exports, where the
+Export page and its download find it; --wait then follows the job to its end (exit 1 if it failed)."""
+
+from __future__ import annotations
+
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from jobs.cli import follow_job
+from jobs.models import Job
+from jobs.runner import run_job
+from jobs.services import job_submit
+from training.services.export import FORMATS, KINDS_AVAILABLE, KINDS_LATER, ExportError, export_destination_check
+
+
+class Command(BaseCommand):
+    help = "Export a curated snapshot (ImageFolder, CSV manifest or STAC Collection) with its dataset card."
+
+    def add_arguments(self, parser):
+        parser.add_argument("kind", help=f"what to export: {', '.join(KINDS_AVAILABLE)} "
+                                         f"({', '.join(KINDS_LATER)} are not available yet)")
+        parser.add_argument("--format", dest="fmt", required=True, help=f"one of: {', '.join(FORMATS)}")
+        parser.add_argument("--out", help="the folder to create (must not exist); without it the export is queued "
+                                          "and lands under MEDIA_ROOT/exports")
+        parser.add_argument("--snapshot", type=int, help="export this snapshot id (default: a new snapshot of the "
+                                                         "current curated set)")
+        parser.add_argument("--wait", action="store_true", help="follow a queued export until it ends")
+
+    def handle(self, *args, kind: str, fmt: str, out: str | None, snapshot: int | None, wait: bool, **options):
+        if kind in KINDS_LATER:
+            raise CommandError(f"exporting {kind} is not available yet; this platform exports: "
+                               f"{', '.join(KINDS_AVAILABLE)}")
+        if kind not in KINDS_AVAILABLE:
+            raise CommandError(f"unknown kind {kind!r}; this platform exports: {', '.join(KINDS_AVAILABLE)}")
+        if fmt not in FORMATS:
+            raise CommandError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+        params = {"format": fmt, "kind": kind, **({"snapshot": snapshot} if snapshot is not None else {})}
+        if out is None:
+            self._queued(params, wait)
+        else:
+            self._here(params, out)
+
+    def _here(self, params: dict, out: str) -> None:
+        from training.tasks import export_job
+
+        try:
+            destination = export_destination_check(out)
+        except ExportError as exc:
+            raise CommandError(str(exc)) from None
+        job = Job.objects.create(kind="export", queue="cli", params=params, reason="command line: manage.py export",
+                                 message="started from the command line")
+        state = run_job(job.pk, lambda j, r: export_job(j, _TerminalReporter(r, self.stdout), out=str(destination)),
+                        worker="cli")
+        job.refresh_from_db()
+        if state != Job.State.SUCCEEDED:
+            raise CommandError(f"export failed, nothing was written: {_reason(job)}")
+        self.stdout.write("")
+        self.stdout.write(self.style.SUCCESS(f"job {job.pk}: {job.result['message']}, written to {destination}"))
+
+    def _queued(self, params: dict, wait: bool) -> None:
+        job = job_submit(kind="export", params=params, reason="command line: manage.py export")
+        self.stdout.write(f"queued export job {job.pk} ({params['format']}) on the cpu queue; it writes under "
+                          "MEDIA_ROOT/exports")
+        if not wait:
+            return
+        job = follow_job(job.pk, self.stdout)
+        if job.state != Job.State.SUCCEEDED:
+            self.stderr.write(f"export job {job.pk} {job.state}: {_reason(job)}")
+            sys.exit(1)
+        self.stdout.write(self.style.SUCCESS(f"job {job.pk}: {job.result['message']} ({job.result['path']})"))
+
+
+def _reason(job: Job) -> str:
+    # run_job stores "ExportError: why"; the person needs the why.
+    text = job.error or job.message
+    return text.split(": ", 1)[1] if text.startswith(("ExportError: ", "ValidationError: ")) else text
+
+
+class _TerminalReporter:
+    """Forwards to the job's reporter and draws a progress bar on a terminal."""
+
+    def __init__(self, reporter, stdout) -> None:
+        self.reporter, self.stdout = reporter, stdout
+
+    def progress(self, fraction, message=None, *, force=False):
+        self.reporter.progress(fraction, message, force=force)
+        if self.stdout.isatty():
+            bar = "#" * int(fraction * 30)
+            self.stdout.write(f"\r[{bar:<30}] {fraction:4.0%} {message or ''}"[:120], ending="")
+            self.stdout.flush()
+
+    def __getattr__(self, name):
+        return getattr(self.reporter, name)

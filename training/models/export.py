@@ -1,0 +1,34 @@
+from django.conf import settings
+from django.db import models
+
+
+class Export(models.Model):
+    """A curated snapshot written out in one format: numbered, immutable (no service updates it), made by a
+    job. Its files are a folder (`path`, relative to MEDIA_ROOT when it lies there, else absolute); the
+    download zips that folder on the fly. `card` is the dataset card the folder carries."""
+
+    class Format(models.TextChoices):
+        IMAGEFOLDER = "imagefolder", "ImageFolder (class folders per split)"
+        CSV = "csv", "CSV manifest + GeoTIFFs"
+        STAC = "stac", "STAC Collection (label extension)"
+
+    number = models.PositiveIntegerField(unique=True)
+    kind = models.CharField(max_length=20, default="imagettes")
+    snapshot = models.ForeignKey("training.Snapshot", on_delete=models.PROTECT, related_name="exports")
+    format = models.CharField(max_length=12, choices=Format.choices)
+    path = models.CharField(max_length=1000, help_text="The export's folder: under MEDIA_ROOT (relative) or absolute.")
+    items = models.PositiveIntegerField(default=0)
+    files = models.PositiveIntegerField(default=0)
+    size_bytes = models.BigIntegerField(default=0)
+    counts = models.JSONField(default=dict, help_text="Items per class and split, as in the dataset card.")
+    card = models.JSONField(default=dict, help_text="The dataset card (dataset_card.json of the folder).")
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-number"]
+
+    def __str__(self) -> str:
+        return f"export #{self.number} ({self.format}, snapshot #{self.snapshot_id})"
