@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Literal, TypeAlias
 
-import krippendorff
 import numpy as np
-import pandas as pd
-from crowdkit.aggregation import DawidSkene
+
+# krippendorff, pandas and crowd-kit (with scikit-learn) weigh ~180 MB: imported where used, so that the web
+# process, which imports this module through the selectors, loads them only when it computes a consensus.
 
 __all__ = [
     "N_CLASSES",
@@ -127,6 +127,8 @@ def krippendorff_alpha_per_class(votes: Votes, n_classes: int = N_CLASSES) -> di
     is undefined: no item has two votes, or every pairable vote gives the same answer for the class (no
     variation, the expected disagreement is zero).
     """
+    import krippendorff
+
     table = _VoteTable.build(votes, n_classes)
     present = table.present_counts()
     pairable = table.counts >= 2
@@ -172,6 +174,9 @@ def dawid_skene_consensus(
     there is nothing to learn an error rate from. Cost: crowd-kit runs some 65 EM steps per class; 100 000 items x
     3 votes take about 30 s of CPU for the 10 classes (about 0.5 GB peak), 600 items x 4 votes about 6 s.
     """
+    import pandas as pd
+    from crowdkit.aggregation import DawidSkene
+
     table = _VoteTable.build(votes, n_classes)
     posteriors = np.zeros((len(table.item_ids), n_classes))
     if len(table.item_ids):
