@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 from django.db import transaction
@@ -26,11 +27,22 @@ def consensus_run(*, method: str) -> dict:
     }
     settled = Imagette.objects.filter(label_source=Imagette.LabelSource.CONSENSUS).count()
     ConsensusRun.objects.create(method=method, items=written, votes=len(votes), alpha_per_class=alpha_by_slug)
+    _maybe_retrain()
     return {
         "method": method, "items": written, "votes": len(votes), "settled_by_consensus": settled,
         "alpha_per_class": alpha_by_slug,
         "message": f"{method} consensus over {written} imagettes from {len(votes)} votes",
     }
+
+
+def _maybe_retrain() -> None:
+    # Items the crowd just settled are new curated labels: enough of them start a training on their own.
+    from training.services.retrain import retrain_maybe_submit
+
+    try:
+        retrain_maybe_submit()
+    except Exception:  # the consensus is stored: a failed check must not fail its job
+        logging.getLogger(__name__).exception("automatic retraining check failed")
 
 
 def consensus_maybe_schedule(*, every: int) -> Job | None:

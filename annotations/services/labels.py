@@ -49,8 +49,24 @@ def label_decide(
     if source == Source.IMPORTED and item.queue_state == Imagette.QueueState.OPEN and item.vote_count == 0:
         item.queue_state = Imagette.QueueState.SETTLED
     item.save(update_fields=["label_mask", "label_source", "label_agreement", "label_version", "queue_state"])
+    if source in (Source.EXPERT, Source.PREDICTION):
+        _predictions_reviewed(item.pk)
+    transaction.on_commit(_maybe_retrain, robust=True)
     item.refresh_from_db()
     return item
+
+
+def _predictions_reviewed(imagette_id: int) -> None:
+    # An expert decided: the item leaves the review queue (inference sits above annotations: imported late).
+    from inference.services.review import predictions_mark_reviewed
+
+    predictions_mark_reviewed(imagette_id=imagette_id)
+
+
+def _maybe_retrain() -> None:
+    from training.services.retrain import retrain_maybe_submit
+
+    retrain_maybe_submit()
 
 
 @transaction.atomic

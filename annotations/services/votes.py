@@ -71,7 +71,7 @@ def _recount_reserved(imagette_ids, now) -> None:
 
 def open_candidates(annotator):
     """Open items this annotator has neither voted on nor been given, closest to completion first.
-    The review issue's hook: once a model exists, uncertain items come first among equals."""
+    Once a model is active, `_open_candidate_tiers` puts the uncertain ones first among the fresh items."""
     k = votes_per_item()
     return (
         Imagette.objects.filter(queue_state=Imagette.QueueState.OPEN)
@@ -81,6 +81,29 @@ def open_candidates(annotator):
         .filter(~Exists(Assignment.objects.filter(imagette=OuterRef("pk"), annotator=annotator)))
         .order_by("-vote_count", "id")
     )
+
+
+def _uncertainty_version() -> int | None:
+    """The active classifier, whose predictions order the crowd's fresh items; None before any model."""
+    from training.models import ModelVersion
+
+    return ModelVersion.objects.filter(network="classifier", is_active=True).values_list("pk", flat=True).first()
+
+
+def _open_candidate_tiers(annotator, version_id: int | None):
+    """Where the next counted item comes from, tier after tier. Without a model: open items closest to
+    completion first. With one: items already started, closest to completion first as always; then fresh
+    items the model is least sure of (the crowd's labels teach it most there), walking the predictions'
+    entropy index; then whatever is left (items it has not predicted, or an expert already reviewed)."""
+    if version_id is None:
+        yield open_candidates(annotator)
+        return
+    yield open_candidates(annotator).filter(vote_count__gt=0)
+    yield (open_candidates(annotator)
+           .filter(predictions__model_version_id=version_id, predictions__is_current=True,
+                   predictions__reviewed=False)
+           .order_by(F("predictions__entropy").desc(), "id"))
+    yield open_candidates(annotator)
 
 
 def _gold_candidates(annotator):
@@ -98,6 +121,7 @@ def next_items(*, annotator, count: int = 1, rng: random.Random | None = None) -
     now = timezone.now()
     expires = now + timedelta(seconds=settings.CRYOLABEL_ASSIGNMENT_SECONDS)
     assignments_release_expired(now=now)
+    version_id = _uncertainty_version()
     with transaction.atomic():
         held = list(
             Imagette.objects.filter(assignments__annotator=annotator, assignments__expires_at__gt=now)
@@ -110,13 +134,20 @@ def next_items(*, annotator, count: int = 1, rng: random.Random | None = None) -
                 item = _take(_gold_candidates(annotator).exclude(pk__in=[i.pk for i in picked]).order_by("?"),
                              annotator, expires, counted=False)
             if item is None:
-                item = _take(open_candidates(annotator), annotator, expires, counted=True)
+                item = _take_open(annotator, expires, version_id)
             if item is None:
                 break
             picked.append(item)
         if held:
             Assignment.objects.filter(annotator=annotator, imagette__in=held).update(expires_at=expires)
     return held + picked
+
+
+def _take_open(annotator, expires, version_id: int | None) -> Imagette | None:
+    for candidates in _open_candidate_tiers(annotator, version_id):
+        if (item := _take(candidates, annotator, expires, counted=True)) is not None:
+            return item
+    return None
 
 
 def _take(candidates, annotator, expires, *, counted: bool) -> Imagette | None:

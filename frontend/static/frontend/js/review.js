@@ -1,0 +1,332 @@
+// Review page: the model's predictions, in the chosen order; an expert accepts or corrects each.
+// Keys: Enter or a accepts the prediction (Enter submits the correction once the classes were changed);
+// 1..9, 0 toggle the classes; s skips; Esc resets to the predicted classes.
+(function () {
+  "use strict";
+  const PRELOAD = 3; // items held ahead of the one shown
+  const MAX_EXCLUDE = 400;
+  const $ = (id) => document.getElementById(id);
+  const csrf = document.querySelector("[name=csrfmiddlewaretoken]").value;
+  const classes = JSON.parse($("classes-data").textContent);
+  const bySlug = new Map(classes.map((c) => [c.slug, c]));
+  const buttons = Array.from(document.querySelectorAll(".review-class"));
+  const root = $("review");
+  const side = document.querySelector(".review-side");
+  const message = $("review-message");
+
+  const state = {
+    strategy: "uncertain", measure: "entropy",
+    current: null, buffer: [], chosen: new Set(),
+    skipped: [], decided: [], refused: false, busy: false, fetching: null, generation: 0, count: 0,
+  };
+
+  // --- helpers ----------------------------------------------------------------------------------
+  function escapeHtml(s) {
+    return String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+  }
+
+  async function api(url, { method = "GET", body } = {}) {
+    const headers = { Accept: "application/json" };
+    if (method !== "GET") headers["X-CSRFToken"] = csrf;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const res = await fetch(url, { method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) });
+    const data = await res.json().catch(() => null);
+    return { ok: res.ok, status: res.status, data };
+  }
+
+  function errorText(data, status) {
+    if (!data) return `HTTP ${status}`;
+    if (data.detail) return data.detail;
+    return Object.entries(data).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(" ") : v}`).join("; ");
+  }
+
+  function names(slugs) {
+    return (slugs || []).map((s) => bySlug.get(s)?.name || s).join(", ") || "no class";
+  }
+
+  function isLight(hex) {
+    const n = parseInt(hex.slice(1), 16);
+    return (0.299 * ((n >> 16) & 255) + 0.587 * ((n >> 8) & 255) + 0.114 * (n & 255)) / 255 > 0.62;
+  }
+
+  function chips(slugs) {
+    if (!slugs || !slugs.length) return `<span class="chip none">no class</span>`;
+    return slugs.map((slug) => {
+      const c = bySlug.get(slug);
+      return c ? `<span class="chip${isLight(c.color) ? " light" : ""}" data-slug="${c.slug}" style="--c:${c.color}">${escapeHtml(c.name)}</span>` : "";
+    }).join("");
+  }
+
+  function fmt(value, digits = 2) {
+    return value === null || value === undefined ? "—" : Number(value).toFixed(digits);
+  }
+
+  function flash(html, kind) {
+    message.innerHTML = html;
+    message.className = "flash" + (kind ? " " + kind : "");
+    message.hidden = false;
+  }
+
+  function clearFlash() {
+    message.hidden = true;
+    message.innerHTML = "";
+    message.title = "";
+    delete message.dataset.conflict;
+  }
+
+  function sameSet(a, b) {
+    return a.size === b.size && [...a].every((x) => b.has(x));
+  }
+
+  // --- the queue --------------------------------------------------------------------------------
+  function heldIds() {
+    const ids = [...state.skipped, ...state.decided, ...state.buffer.map((i) => i.imagette.id)];
+    if (state.current) ids.push(state.current.imagette.id);
+    return [...new Set(ids)].slice(-MAX_EXCLUDE);
+  }
+
+  function preload(item) {
+    const img = new Image();
+    img.src = item.imagette.preview_url;
+  }
+
+  async function fetchMore(count) {
+    if (state.fetching) return state.fetching;
+    const generation = state.generation;
+    const params = new URLSearchParams({ strategy: state.strategy, measure: state.measure, count: String(count) });
+    const exclude = heldIds();
+    if (exclude.length) params.set("exclude", exclude.join(","));
+    state.fetching = (async () => {
+      const res = await api(`/api/v1/review/next/?${params}`);
+      if (generation !== state.generation) return; // the strategy changed meanwhile
+      if (!res.ok) {
+        flash(`Could not load the queue: ${escapeHtml(errorText(res.data, res.status))}`, "bad");
+        return;
+      }
+      showModel(res.data.model);
+      const held = new Set(heldIds());
+      for (const item of res.data.items) {
+        if (held.has(item.imagette.id)) continue;
+        state.buffer.push(item);
+        preload(item);
+      }
+    })();
+    try {
+      await state.fetching;
+    } finally {
+      state.fetching = null;
+    }
+  }
+
+  function showModel(model) {
+    state.model = model;
+    $("model-info").textContent = model ? `predictions of ${model.network} v${model.number}${model.is_active ? " (active)" : ""}` : "no model yet";
+  }
+
+  async function advance({ keepMessage = false } = {}) {
+    state.current = null;
+    state.refused = false;
+    if (!state.buffer.length) await fetchMore(PRELOAD + 1);
+    const item = state.buffer.shift() || null;
+    state.current = item;
+    if (!keepMessage) clearFlash();
+    if (!item) {
+      showEmpty();
+      return;
+    }
+    render(item);
+    if (state.buffer.length < PRELOAD) fetchMore(PRELOAD + 1 - state.buffer.length);
+  }
+
+  function showEmpty() {
+    root.dataset.state = "empty";
+    $("review-empty").hidden = false;
+    const model = state.model;
+    $("empty-text").textContent = !model
+      ? "There is no model version yet: train one on the Models page, then run a prediction job; its predictions come here."
+      : `Every current prediction of ${model.network} v${model.number} has been reviewed${state.skipped.length ? " or skipped" : ""}. New ones come with the next prediction job.`;
+  }
+
+  // --- one item ---------------------------------------------------------------------------------
+  function render(item) {
+    const { imagette: im, prediction: p } = item;
+    root.dataset.state = "ready";
+    $("review-empty").hidden = true;
+    const img = $("review-image");
+    img.classList.remove("pixelated");
+    img.onload = () => img.classList.toggle("pixelated", img.naturalWidth < img.clientWidth);
+    img.src = im.preview_url;
+    img.dataset.imagetteId = im.id;
+    side.dataset.imagetteId = im.id;
+    side.dataset.refused = "false";
+    $("review-id").textContent = "#" + im.id;
+    $("disagree-badge").hidden = !p.disagrees;
+    const where = im.center_lat !== null && im.center_lat !== undefined ? `${im.center_lat.toFixed(2)}°, ${im.center_lon.toFixed(2)}°` : "position unknown";
+    const when = im.acquisition_time ? new Date(im.acquisition_time).toLocaleString([], { dateStyle: "medium", timeStyle: "short" }) : "time unknown";
+    $("review-meta").innerHTML = `<span class="key" title="${escapeHtml(im.key)}">${escapeHtml(im.key)}</span>
+      ${escapeHtml(when)} · ${escapeHtml(where)}${im.swath ? " · " + escapeHtml(im.swath) : ""}${im.incidence_angle ? ` · θ ${im.incidence_angle.toFixed(1)}°` : ""}`;
+    const scores = { confidence: `${Math.round(p.confidence * 100)}%`, entropy: fmt(p.entropy), margin: fmt(p.margin), mutual_information: fmt(p.mutual_information, 3) };
+    document.querySelectorAll("#scores [data-score]").forEach((dd) => { dd.textContent = scores[dd.dataset.score]; });
+    $("model-version").textContent = `${p.model_version.network} v${p.model_version.number}`;
+    $("predicted").innerHTML = chips(p.labels);
+    buttons.forEach((b) => {
+      const prob = p.probabilities[b.dataset.slug] || 0;
+      b.querySelector(".pbar i").style.width = `${Math.round(prob * 100)}%`;
+      b.querySelector(".p").textContent = `${Math.round(prob * 100)}%`;
+      b.dataset.predicted = String(p.labels.includes(b.dataset.slug));
+    });
+    const c = im.consensus;
+    $("crowd").innerHTML = c
+      ? `<div class="kv"><span class="k">Consensus</span><span class="chips">${chips(c.labels)}</span></div>
+         <div class="kv"><span class="k">Agreement</span>${c.agreement === null ? "—" : c.agreement.toFixed(2)} · ${c.n_votes} vote${c.n_votes === 1 ? "" : "s"} (${escapeHtml(c.method.replace("_", "-"))})</div>`
+      : `<span class="muted">No crowd consensus yet${im.vote_count ? ` (${im.vote_count} vote${im.vote_count === 1 ? "" : "s"})` : ""}.</span>`;
+    $("settled").innerHTML = im.label_source
+      ? `Settled label now: <strong>${escapeHtml(names(im.labels))}</strong> (${escapeHtml(im.label_source)})` : "";
+    setChosen(p.labels);
+  }
+
+  function setChosen(slugs) {
+    state.chosen = new Set(slugs || []);
+    paint();
+  }
+
+  function paint() {
+    buttons.forEach((b) => b.setAttribute("aria-pressed", String(state.chosen.has(b.dataset.slug))));
+    const changed = state.current ? !sameSet(state.chosen, new Set(state.current.prediction.labels)) : false;
+    side.dataset.changed = String(changed);
+    $("correct").hidden = !changed;
+  }
+
+  function toggle(slug) {
+    if (!state.current || state.refused) return;
+    if (state.chosen.has(slug)) state.chosen.delete(slug);
+    else state.chosen.add(slug);
+    paint();
+  }
+
+  // --- decisions --------------------------------------------------------------------------------
+  function logDecision(item, outcome, text) {
+    const li = document.createElement("li");
+    li.dataset.imagetteId = item.imagette.id;
+    li.dataset.outcome = outcome;
+    li.innerHTML = `<span class="what">#${item.imagette.id} ${escapeHtml(outcome)}</span>: ${text}`;
+    $("review-log").prepend(li);
+  }
+
+  async function decide(kind) {
+    const item = state.current;
+    if (!item || state.busy) return;
+    if (state.refused) { advance(); return; }
+    const labels = classes.map((c) => c.slug).filter((s) => state.chosen.has(s));
+    if (kind === "correct" && !labels.length) {
+      flash("Pick at least one class, or press <kbd>Esc</kbd> to go back to the prediction.", "bad");
+      return;
+    }
+    const id = item.imagette.id;
+    const url = `/api/v1/review/${id}/${kind}/`;
+    const body = kind === "accept"
+      ? { expected_version: item.imagette.label_version, prediction: item.prediction.id }
+      : { labels, expected_version: item.imagette.label_version };
+    state.busy = true;
+    try {
+      const res = await api(url, { method: "POST", body });
+      if (res.ok) {
+        state.decided.push(id);
+        state.count += 1;
+        $("session-count").textContent = `${state.count} reviewed`;
+        const verb = kind === "accept" ? "accepted" : "corrected";
+        logDecision(item, verb, escapeHtml(names(res.data.labels)));
+        flash(`#${id} ${verb}: ${escapeHtml(names(res.data.labels))}.`, "ok");
+        await advance({ keepMessage: true });
+      } else if (res.status === 409) {
+        refused(item, res.data);
+      } else {
+        flash(`Not saved: ${escapeHtml(errorText(res.data, res.status))}`, "bad");
+      }
+    } catch (err) {
+      flash(`Not saved: ${escapeHtml(err.message)} (is the server reachable?)`, "bad");
+    } finally {
+      state.busy = false;
+    }
+  }
+
+  function refused(item, data) {
+    // Someone decided the item meanwhile: nothing of ours was written. Say so, show theirs, move on with a key.
+    state.refused = true;
+    side.dataset.refused = "true";
+    state.decided.push(item.imagette.id);
+    const now = (data && data.imagette) || null;
+    const theirs = now ? ` Its label is now <strong>${escapeHtml(names(now.labels))}</strong> (${escapeHtml(now.label_source || "none")}).` : "";
+    flash(`<strong>Refused: another expert decided #${item.imagette.id} a moment ago.</strong>
+      ${theirs} Nothing of yours was saved. Press <kbd>Enter</kbd> or <kbd>S</kbd> for the next item.`, "bad");
+    message.title = (data && data.detail) || "";
+    message.dataset.conflict = String(item.imagette.id);
+    logDecision(item, "refused", "decided by someone else first");
+    side.dataset.changed = "false";
+    $("correct").hidden = true;
+  }
+
+  function skip() {
+    if (!state.current || state.busy) return;
+    if (!state.refused) state.skipped.push(state.current.imagette.id);
+    advance();
+  }
+
+  function restart() {
+    state.generation += 1;
+    state.buffer = [];
+    state.current = null;
+    state.fetching = null;
+    root.dataset.state = "loading";
+    advance();
+  }
+
+  // --- events -----------------------------------------------------------------------------------
+  document.querySelectorAll(".strategy").forEach((b) => b.addEventListener("click", () => {
+    state.strategy = b.dataset.strategy;
+    document.querySelectorAll(".strategy").forEach((x) => x.setAttribute("aria-pressed", String(x === b)));
+    $("measure-label").hidden = state.strategy !== "uncertain";
+    b.blur(); // the keys go to the queue, not to this button
+    restart();
+  }));
+  $("measure").addEventListener("change", (ev) => {
+    state.measure = ev.target.value;
+    ev.target.blur();
+    restart();
+  });
+  buttons.forEach((b) => b.addEventListener("click", () => toggle(b.dataset.slug)));
+  $("accept").addEventListener("click", () => decide("accept"));
+  $("correct").addEventListener("click", () => decide("correct"));
+  $("skip").addEventListener("click", skip);
+  $("reset").addEventListener("click", () => state.current && setChosen(state.current.prediction.labels));
+  $("check-again").addEventListener("click", () => { state.skipped = []; restart(); });
+
+  document.addEventListener("keydown", (ev) => {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const t = ev.target;
+    if (t.matches("input, textarea, select")) return;
+    if (t.tagName === "BUTTON" && ev.key === "Enter" && !t.classList.contains("review-class")) return; // the button's own action
+    const key = ev.key.length === 1 ? ev.key.toLowerCase() : ev.key;
+    const button = buttons.find((b) => b.dataset.key === key);
+    if (button) {
+      ev.preventDefault();
+      toggle(button.dataset.slug);
+    } else if (key === "Enter") {
+      ev.preventDefault();
+      const changed = state.current && !sameSet(state.chosen, new Set(state.current.prediction.labels));
+      decide(changed ? "correct" : "accept");
+    } else if (key === "a") {
+      ev.preventDefault();
+      if (state.current && !state.refused) setChosen(state.current.prediction.labels);
+      decide("accept");
+    } else if (key === "s") {
+      ev.preventDefault();
+      skip();
+    } else if (key === "Escape") {
+      ev.preventDefault();
+      if (state.current) setChosen(state.current.prediction.labels);
+    }
+  });
+
+  advance();
+})();
