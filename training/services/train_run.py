@@ -95,6 +95,7 @@ def train_run(job: Job, reporter: JobReporter) -> dict:
         reporter.log(f"started from the weights of {params['init_checkpoint']}")
     model = model.to(device)
     hparams["epochs"] = network.epochs_for(hparams, len(train_loader), asked="epochs" in overrides)
+    reporter.metrics({"hparams": _jsonable(hparams), "epochs": int(hparams["epochs"])})
     optimizer = network.make_optimizer(model, hparams)
     scheduler = network.make_scheduler(optimizer, hparams, len(train_loader))
 
