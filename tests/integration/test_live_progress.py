@@ -60,7 +60,8 @@ def test_worker_progress_reaches_the_websocket(platform, make_user):
     seen = run_async(run())
     states = [job["state"] for job in seen]
     progresses = [job["progress"] for job in seen]
-    assert states[0] == "queued" and states[-1] == "succeeded"
+    # The socket sends each change it reads; a worker quick to start may already run the job at the first read.
+    assert states[0] in ("queued", "running") and states[-1] == "succeeded"
     assert "running" in states
     intermediate = {p for p in progresses if 0 < p < 1}
     assert len(intermediate) >= 2, f"expected live progress steps, saw {progresses}"
