@@ -60,6 +60,9 @@ class Imagette(models.Model):
             models.Index(fields=["queue_state", "-vote_count", "id"], name="imagette_queue"),
             models.Index(fields=["label_source", "label_agreement"], name="imagette_settled"),
             models.Index(fields=["center_lat", "center_lon"], name="imagette_centre"),
+            # Items with all their votes and no label yet: counted after each completing vote (consensus scheduling).
+            models.Index(fields=["id"], condition=models.Q(queue_state="complete", label_source=""),
+                         name="imagette_awaiting_consensus"),
         ]
 
     def __str__(self) -> str:
