@@ -115,7 +115,8 @@ def test_schema_docs_and_root(client):
     assert "/api/v1/jobs/" in paths and "/api/v1/jobs/{id}/cancel/" in paths
     docs = client.get("/api/docs/")
     assert docs.status_code == 200 and b"swagger-ui" in docs.content and b"cdn" not in docs.content.lower()
-    assert "jobs" in client.get("/api/v1/").json()
+    root = client.get("/api/v1/").json()
+    assert {"jobs", "train", "predict", "predictions", "review_next", "exports", "map_points"} <= set(root)
 
 
 def test_admin_site(client, admin_user):
