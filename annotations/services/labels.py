@@ -48,6 +48,9 @@ def label_decide(
     item.label_version = F("label_version") + 1
     if source == Source.IMPORTED and item.queue_state == Imagette.QueueState.OPEN and item.vote_count == 0:
         item.queue_state = Imagette.QueueState.SETTLED
+    elif source in (Source.EXPERT, Source.PREDICTION) and item.queue_state == Imagette.QueueState.OPEN:
+        # An expert settled it: more crowd votes would change nothing (gold items keep their own queue).
+        item.queue_state = Imagette.QueueState.SETTLED
     item.save(update_fields=["label_mask", "label_source", "label_agreement", "label_version", "queue_state"])
     if source in (Source.EXPERT, Source.PREDICTION):
         _predictions_reviewed(item.pk)

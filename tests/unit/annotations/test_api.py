@@ -100,7 +100,9 @@ def test_imagette_filters_and_gold(client_as, ingested, admin_user):
     client.post(f"/api/v1/imagettes/{ingested[2].pk}/decision/", {"labels": ["sea_ice"]}, format="json")
     assert [r["id"] for r in client.get("/api/v1/imagettes/?class=sea_ice").json()["results"]] == [ingested[2].pk]
     assert client.get("/api/v1/imagettes/?label_source=expert").json()["count"] == 1
-    assert client.get("/api/v1/imagettes/?status=open").json()["count"] == len(ingested)
+    # The expert's decision settles the item: it leaves the crowd's open items.
+    assert client.get("/api/v1/imagettes/?status=open").json()["count"] == len(ingested) - 1
+    assert [r["id"] for r in client.get("/api/v1/imagettes/?status=settled").json()["results"]] == [ingested[2].pk]
     assert client.get("/api/v1/imagettes/?class=snow").status_code == 400
     overview = client.get("/api/v1/overview/").json()
     assert overview["imagettes"]["total"] == len(ingested) and overview["gold_items"] == 1

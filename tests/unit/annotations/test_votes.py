@@ -86,6 +86,20 @@ def test_imported_items_are_not_in_the_crowd_queue(ingested, annotator):
     assert [i.pk for i in next_items(annotator=annotator, count=5)] == [ingested[-1].pk]
 
 
+def test_items_an_expert_decided_leave_the_crowd_queue(ingested, annotator, make_user):
+    from annotations.services.labels import label_decide
+
+    voter = make_user(Role.ANNOTATOR, "first-voter")
+    started = next_items(annotator=voter, count=1)[0]
+    vote_submit(annotator=voter, imagette_id=started.pk, label_mask=2)
+    label_decide(imagette=started, label_mask=1, source=Imagette.LabelSource.EXPERT)  # started by the crowd
+    for item in ingested[:-1]:
+        if item.pk != started.pk:
+            label_decide(imagette=item, label_mask=4, source=Imagette.LabelSource.PREDICTION)  # accepted predictions
+    assert [i.pk for i in next_items(annotator=annotator, count=5)] == [ingested[-1].pk]
+    assert Imagette.objects.get(pk=started.pk).queue_state == Imagette.QueueState.SETTLED
+
+
 @override_settings(CRYOLABEL_GOLD_RATE=1.0, CRYOLABEL_VOTES_PER_ITEM=3)
 def test_gold_items_are_mixed_in_and_served_once(ingested, annotator, admin_user):
     gold_item = ingested[5]
