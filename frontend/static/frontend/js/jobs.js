@@ -57,23 +57,7 @@
     }
   }
 
-  let retry = 500;
-  function connect() {
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${scheme}://${location.host}/ws/jobs/`);
-    ws.onopen = () => { live.textContent = "live"; live.className = "pill on"; retry = 500; };
-    ws.onmessage = (ev) => {
-      const msg = JSON.parse(ev.data);
-      if (msg.type === "snapshot") msg.jobs.slice().reverse().forEach(render);
-      else if (msg.type === "job") render(msg.job);
-    };
-    ws.onclose = (ev) => {
-      live.textContent = ev.code === 4401 ? "logged out" : "reconnecting…";
-      live.className = "pill off";
-      if (ev.code !== 4401) setTimeout(connect, retry = Math.min(retry * 2, 10000));
-    };
-  }
-  connect();
+  window.Cryolabel.followJobs((job) => render(job), live);
 
   async function post(url, data) {
     const res = await fetch(url, {

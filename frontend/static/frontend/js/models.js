@@ -481,28 +481,6 @@
     }
   }
 
-  let retry = 500;
-  let first = true;
-  function connect() {
-    const live = $("live");
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${scheme}://${location.host}/ws/jobs/`);
-    ws.onopen = () => { live.textContent = "live"; live.className = "pill on"; retry = 500; };
-    ws.onmessage = (ev) => {
-      const msg = JSON.parse(ev.data);
-      if (msg.type === "snapshot") {
-        msg.jobs.slice().reverse().forEach((j) => onJob(j, first));
-        first = false;
-      } else if (msg.type === "job") {
-        onJob(msg.job, false);
-      }
-    };
-    ws.onclose = (ev) => {
-      live.textContent = ev.code === 4401 ? "logged out" : "reconnecting…";
-      live.className = "pill off";
-      if (ev.code !== 4401) setTimeout(connect, retry = Math.min(retry * 2, 10000));
-    };
-  }
 
   async function train(ev) {
     ev.preventDefault();
@@ -566,5 +544,5 @@
   });
 
   loadVersions();
-  connect();
+  window.Cryolabel.followJobs(onJob);
 })();
