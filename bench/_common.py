@@ -82,6 +82,25 @@ def pg_create_database(server_url: str, name: str) -> str:
     return f"{server_url.rstrip('/')}/{name}"
 
 
+def pg_copy(cursor, table: str, columns: list[str], rows) -> int:
+    """COPY `rows` (tuples in `columns` order) into `table` through a psycopg cursor; returns how many."""
+    n = 0
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+            n += 1
+    return n
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a server the bench starts)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def pg_drop_database(server_url: str, name: str) -> None:
     from psycopg import sql
 

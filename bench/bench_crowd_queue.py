@@ -61,11 +61,13 @@ from _common import (  # noqa: E402
     django_close_connections,
     django_setup,
     exit_on_sigterm,
+    free_port,
     latency_row,
     load_line,
     machine_line,
     migrate,
     percentile,
+    pg_copy,
     pg_create_database,
     pg_drop_database,
     verdict,
@@ -90,15 +92,6 @@ class Loaded:
     states: Counter = field(default_factory=Counter)
     gold_ids: set[int] = field(default_factory=set)
     seconds: float = 0.0
-
-
-def _copy(cursor, table: str, columns: list[str], rows) -> int:
-    n = 0
-    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-            n += 1
-    return n
 
 
 def load_data(args) -> Loaded:
@@ -236,11 +229,11 @@ def load_data(args) -> Loaded:
 
     with connection.cursor() as cursor:
         raw = cursor.cursor
-        out.imagettes = _copy(raw, table, columns, imagette_rows())
-        out.votes = _copy(raw, vote_table, vote_columns, vote_rows())
-        _copy(raw, GoldLabel._meta.db_table, ["imagette_id", "label_mask", "created_at"],
+        out.imagettes = pg_copy(raw, table, columns, imagette_rows())
+        out.votes = pg_copy(raw, vote_table, vote_columns, vote_rows())
+        pg_copy(raw, GoldLabel._meta.db_table, ["imagette_id", "label_mask", "created_at"],
               ((int(i) + 1, 1 << int(label_bits[i]), now - timedelta(days=30)) for i in gold_idx))
-        _copy(raw, Assignment._meta.db_table, ["imagette_id", "annotator_id", "expires_at", "counted", "created_at"],
+        pg_copy(raw, Assignment._meta.db_table, ["imagette_id", "annotator_id", "expires_at", "counted", "created_at"],
               lease_rows)
         cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
     out.counted_votes = counted_total
@@ -260,12 +253,6 @@ def load_data(args) -> Loaded:
 # ================================================================================================================
 # Daphne
 # ================================================================================================================
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Server:
     procs: list[subprocess.Popen]

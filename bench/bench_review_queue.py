@@ -39,7 +39,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -59,11 +58,13 @@ from _common import (  # noqa: E402
     django_close_connections,
     django_setup,
     exit_on_sigterm,
+    free_port,
     latency_row,
     load_line,
     machine_line,
     migrate,
     percentile,
+    pg_copy,
     pg_create_database,
     pg_drop_database,
     verdict,
@@ -85,15 +86,6 @@ class Loaded:
     disagreeing: int = 0
     active_id: int = 0
     seconds: float = 0.0
-
-
-def _copy(cursor, table: str, columns: list[str], rows) -> int:
-    n = 0
-    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-            n += 1
-    return n
 
 
 def load_data(args) -> Loaded:
@@ -174,16 +166,16 @@ def load_data(args) -> Loaded:
                 "label_source", "label_agreement", "label_version", "created_at"]
     with connection.cursor() as cursor:
         raw = cursor.cursor
-        out.imagettes = _copy(raw, Imagette._meta.db_table, img_cols, imagette_rows())
+        out.imagettes = pg_copy(raw, Imagette._meta.db_table, img_cols, imagette_rows())
         cursor.execute(f"SELECT setval(pg_get_serial_sequence('{Imagette._meta.db_table}', 'id'), {n})")
-        out.consensus = _copy(raw, Consensus._meta.db_table,
+        out.consensus = pg_copy(raw, Consensus._meta.db_table,
                               ["imagette_id", "label_mask", "method", "agreement", "probabilities", "n_votes",
                                "computed_at"], consensus_rows())
         # The old version's rows first (lower ids), as a table that lived through one retraining holds them.
         old_ids = np.sort(rng.choice(n, size=min(args.old_predictions, n), replace=False))
-        out.old_predictions = _copy(raw, Prediction._meta.db_table, pred_cols,
+        out.old_predictions = pg_copy(raw, Prediction._meta.db_table, pred_cols,
                                     prediction_rows(old.pk, old_ids, current=False))
-        out.predictions = _copy(raw, Prediction._meta.db_table, pred_cols,
+        out.predictions = pg_copy(raw, Prediction._meta.db_table, pred_cols,
                                 prediction_rows(active.pk, range(n), current=True))
     out.reviewed = int(reviewed.sum())
     out.disagreeing = int(disagrees.sum())
@@ -198,12 +190,6 @@ def load_data(args) -> Loaded:
 # ================================================================================================================
 # Daphne
 # ================================================================================================================
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Server:
     proc: subprocess.Popen
