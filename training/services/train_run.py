@@ -59,13 +59,14 @@ def train_run(job: Job, reporter: JobReporter) -> dict:
     if weights and "weights_path" not in overrides:
         overrides["weights_path"] = weights
     hparams = network.resolve_hparams(overrides, device)
-    if hparams.get("weights_path"):
-        network.check_weights_file(hparams["weights_path"], hparams)
 
-    init_state = None
-    if params.get("init_checkpoint"):  # warm start from an earlier model's weights (checked before any work)
-        init_state = read_checkpoint(_media_path(params["init_checkpoint"]))
-        network.load_checkpoint(network.build(hparams), init_state)
+    # The model first: building it checks and loads the fine-tuning weights (hparams["weights_path"]), and a
+    # warm start's checkpoint is loaded into it, so a bad file is refused before any other work.
+    seed_everything(int(hparams.get("seed", 0)))
+    model = network.build(hparams)
+    if params.get("init_checkpoint"):
+        network.load_checkpoint(model, read_checkpoint(_media_path(params["init_checkpoint"])))
+        reporter.log(f"started from the weights of {params['init_checkpoint']}")
 
     # The snapshot: the one asked for, the one a previous attempt made, or a new one. A new snapshot that
     # cannot be trained on is refused inside the transaction that made it, so a refusal leaves no row.
@@ -89,10 +90,6 @@ def train_run(job: Job, reporter: JobReporter) -> dict:
                                   hparams=hparams, device=device)
     val_loader = network.loader(network.dataset(by_split["val"], train=False, hparams=hparams), train=False,
                                 hparams=hparams, device=device)
-    model = network.build(hparams)
-    if init_state is not None:
-        network.load_checkpoint(model, init_state)
-        reporter.log(f"started from the weights of {params['init_checkpoint']}")
     model = model.to(device)
     hparams["epochs"] = network.epochs_for(hparams, len(train_loader), asked="epochs" in overrides)
     reporter.metrics({"hparams": _jsonable(hparams), "epochs": int(hparams["epochs"])})
