@@ -15,3 +15,6 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         # Groups and permissions exist after every migrate, on every database.
         post_migrate.connect(_ensure_roles, sender=self)
+        from accounts.backends import connect_signals
+
+        connect_signals()

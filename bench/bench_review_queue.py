@@ -418,7 +418,7 @@ def profile_in_process(loaded: Loaded, expert_user) -> None:
     print(f"uncertain (mutual information) as review_next does it, among the {review._MI_WINDOW} highest "
           f"entropies: {1000 * sorted(times)[2]:.1f} ms (median of 5)")
     # The crowd queue's tier for fresh items once a model is active (an annotator with no history).
-    tiers = list(_open_candidate_tiers(expert_user, active.pk))
+    tiers = list(_open_candidate_tiers(expert_user))
     with transaction.atomic(), connection.cursor() as c:
         sql, params = _for_update(tiers[1])[:1].query.sql_with_params()
         c.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)

@@ -1,21 +1,24 @@
-"""ASGI entry point served by Daphne: HTTP through Django, websockets under /ws/."""
+"""ASGI entry point served by Daphne: HTTP through Django's WSGI handler in a thread pool (see
+`eoplatform.http_bridge` for why), websockets under /ws/ through Channels."""
 
 import os
 
-from django.core.asgi import get_asgi_application
+from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eoplatform.settings")
-django_asgi_app = get_asgi_application()
+django_wsgi_app = get_wsgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs the apps loaded)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
+from eoplatform.http_bridge import WsgiHttpBridge  # noqa: E402
 from frontend.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": WsgiHttpBridge(django_wsgi_app, threads=settings.CRYOLABEL_HTTP_THREADS),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

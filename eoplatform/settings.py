@@ -125,9 +125,15 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}{_test_suffix}"}
 
+# Threads that run HTTP requests in each server process (eoplatform.http_bridge); keep it at or under
+# DATABASE_POOL_SIZE so that a request never waits for a connection.
+CRYOLABEL_HTTP_THREADS = int(os.environ.get("CRYOLABEL_HTTP_THREADS", "8"))
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- auth -------------------------------------------------------------------------------------
+# ModelBackend with each user's permission set kept in the process for a few seconds (accounts/backends.py).
+AUTHENTICATION_BACKENDS = ["accounts.backends.CachedModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]

@@ -3,10 +3,8 @@ built. Everything needs the `export` capability."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
-from asgiref.sync import sync_to_async
-from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path
@@ -107,11 +105,8 @@ class ExportDownloadApi(APIView):
             first = next(chunks)  # the folder is checked here, while a 410 can still be answered
         except ExportError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_410_GONE)
-        content = _prepend(first, chunks)
-        if isinstance(request._request, ASGIRequest):
-            # Under ASGI Django would read a sync iterator into a list first: hand it an async one.
-            content = _in_thread(content)
-        response = StreamingHttpResponse(content, content_type="application/zip")
+        # Streamed by the server one chunk at a time (eoplatform.http_bridge): memory holds one chunk.
+        response = StreamingHttpResponse(_prepend(first, chunks), content_type="application/zip")
         response["Content-Disposition"] = f'attachment; filename="{export_archive_name(export)}.zip"'
         return response
 
@@ -120,12 +115,6 @@ def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield first
     yield from rest
 
-
-async def _in_thread(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
-    """Each chunk is built in a worker thread (file reads, CRCs), one at a time: memory holds one chunk."""
-    step = sync_to_async(lambda: next(chunks, None), thread_sensitive=False)
-    while (chunk := await step()) is not None:
-        yield chunk
 
 
 urlpatterns = [

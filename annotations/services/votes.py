@@ -9,11 +9,14 @@ the IMMEDIATE transaction serialises writers). Lock order is always imagette, th
 from __future__ import annotations
 
 import random
+import threading
+import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, OuterRef
+from django.db.models import Count, Exists, F, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotations.models import Assignment, GoldLabel, Imagette, Vote
@@ -60,6 +63,30 @@ def assignments_release_expired(*, now=None, limit: int = 200) -> int:
     return released
 
 
+_RELEASE_EVERY_SECONDS = 10.0
+_release_lock = threading.Lock()
+_release_last = [-_RELEASE_EVERY_SECONDS]
+
+
+def _release_expired_now_and_then(now) -> None:
+    """Expired leases are given back by the next queue request, at most every few seconds per process: the
+    lookup costs a query and leases last minutes (CRYOLABEL_ASSIGNMENT_SECONDS), so the delay is noise."""
+    with _release_lock:
+        tick = time.monotonic()
+        if tick - _release_last[0] < _RELEASE_EVERY_SECONDS:
+            return
+        _release_last[0] = tick
+    assignments_release_expired(now=now)
+
+
+def _live_reservations(now):
+    """The number of live counted leases on the imagette being updated, as an UPDATE subquery."""
+    return Coalesce(Subquery(
+        Assignment.objects.filter(imagette_id=OuterRef("pk"), counted=True, expires_at__gt=now)
+        .order_by().values("imagette_id").annotate(n=Count("id")).values("n")
+    ), 0)
+
+
 def _recount_reserved(imagette_ids, now) -> None:
     counts = dict(
         Assignment.objects.filter(imagette_id__in=imagette_ids, expires_at__gt=now, counted=True)
@@ -83,24 +110,22 @@ def open_candidates(annotator):
     )
 
 
-def _uncertainty_version() -> int | None:
-    """The active classifier, whose predictions order the crowd's fresh items; None before any model."""
+def _active_classifier():
+    """The active classifier's id as a subquery: the database reads it once per query (no cache to go stale)."""
     from training.models import ModelVersion
 
-    return ModelVersion.objects.filter(network="classifier", is_active=True).values_list("pk", flat=True).first()
+    return Subquery(ModelVersion.objects.filter(network="classifier", is_active=True).values("pk")[:1])
 
 
-def _open_candidate_tiers(annotator, version_id: int | None):
-    """Where the next counted item comes from, tier after tier. Without a model: open items closest to
-    completion first. With one: items already started, closest to completion first as always; then fresh
-    items the model is least sure of (the crowd's labels teach it most there), walking the predictions'
-    entropy index; then whatever is left (items it has not predicted, or an expert already reviewed)."""
-    if version_id is None:
-        yield open_candidates(annotator)
-        return
+def _open_candidate_tiers(annotator):
+    """Where the next counted item comes from, tier after tier: items already started, closest to
+    completion first; then fresh items the active classifier is least sure of (the crowd's labels teach it
+    most there), walking the predictions' entropy index; then whatever is left (before any model, or items
+    it has not predicted or an expert already reviewed). Before any model the second tier is empty and the
+    order is simply "closest to completion, then oldest"."""
     yield open_candidates(annotator).filter(vote_count__gt=0)
     yield (open_candidates(annotator)
-           .filter(predictions__model_version_id=version_id, predictions__is_current=True,
+           .filter(predictions__model_version_id=_active_classifier(), predictions__is_current=True,
                    predictions__reviewed=False)
            .order_by(F("predictions__entropy").desc(), "id"))
     yield open_candidates(annotator)
@@ -120,8 +145,7 @@ def next_items(*, annotator, count: int = 1, rng: random.Random | None = None) -
     rng = rng or random.Random()
     now = timezone.now()
     expires = now + timedelta(seconds=settings.CRYOLABEL_ASSIGNMENT_SECONDS)
-    assignments_release_expired(now=now)
-    version_id = _uncertainty_version()
+    _release_expired_now_and_then(now)
     with transaction.atomic():
         held = list(
             Imagette.objects.filter(assignments__annotator=annotator, assignments__expires_at__gt=now)
@@ -134,7 +158,7 @@ def next_items(*, annotator, count: int = 1, rng: random.Random | None = None) -
                 item = _take(_gold_candidates(annotator).exclude(pk__in=[i.pk for i in picked]).order_by("?"),
                              annotator, expires, counted=False)
             if item is None:
-                item = _take_open(annotator, expires, version_id)
+                item = _take_open(annotator, expires)
             if item is None:
                 break
             picked.append(item)
@@ -143,16 +167,18 @@ def next_items(*, annotator, count: int = 1, rng: random.Random | None = None) -
     return held + picked
 
 
-def _take_open(annotator, expires, version_id: int | None) -> Imagette | None:
-    for candidates in _open_candidate_tiers(annotator, version_id):
+def _take_open(annotator, expires) -> Imagette | None:
+    for candidates in _open_candidate_tiers(annotator):
         if (item := _take(candidates, annotator, expires, counted=True)) is not None:
             return item
     return None
 
 
 def _take(candidates, annotator, expires, *, counted: bool) -> Imagette | None:
-    item = _for_update(candidates)[:1]
-    item = next(iter(item), None)
+    """Lease the first candidate to the annotator (counting it against the item's k votes when it is open)."""
+    if connection.vendor == "postgresql":
+        return _take_in_one_statement(candidates, annotator, expires, counted=counted)
+    item = next(iter(_for_update(candidates)[:1]), None)  # SQLite: the IMMEDIATE transaction serialises this
     if item is None:
         return None
     counts = counted and item.queue_state == Imagette.QueueState.OPEN
@@ -160,6 +186,28 @@ def _take(candidates, annotator, expires, *, counted: bool) -> Imagette | None:
     if counts:
         Imagette.objects.filter(pk=item.pk).update(reserved_count=F("reserved_count") + 1)
     return item
+
+
+def _take_in_one_statement(candidates, annotator, expires, *, counted: bool) -> Imagette | None:
+    """PostgreSQL: pick (FOR UPDATE SKIP LOCKED), lease and count in one statement: one round trip instead of
+    three on the crowd's hottest path, with the same effect as the ORM version above."""
+    select_sql, params = _for_update(candidates)[:1].query.sql_with_params()
+    imagettes, assignments = Imagette._meta.db_table, Assignment._meta.db_table
+    sql = f"""
+        WITH picked AS ({select_sql}),
+        leased AS (
+            INSERT INTO {assignments} (imagette_id, annotator_id, expires_at, counted, created_at)
+            SELECT picked.id, %s, %s, %s AND picked.queue_state = %s, %s FROM picked
+        ),
+        reserved AS (
+            UPDATE {imagettes} SET reserved_count = {imagettes}.reserved_count + 1 FROM picked
+            WHERE {imagettes}.id = picked.id AND %s AND picked.queue_state = %s
+        )
+        SELECT * FROM picked"""
+    is_open = Imagette.QueueState.OPEN.value
+    rows = list(Imagette.objects.raw(sql, (*params, annotator.pk, expires, counted, is_open, timezone.now(),
+                                           counted, is_open)))
+    return rows[0] if rows else None
 
 
 def vote_submit(*, annotator, imagette_id: int, label_mask: int, seconds: float | None = None) -> Vote:
@@ -170,33 +218,42 @@ def vote_submit(*, annotator, imagette_id: int, label_mask: int, seconds: float 
     now = timezone.now()
     k = votes_per_item()
     with transaction.atomic():
-        locked = Imagette.objects.filter(pk=imagette_id)
+        # One locked read tells everything the decision needs: the item's counters, the caller's earlier
+        # vote and their lease on it (the crowd queue's hot path: each query saved is felt by every annotator).
+        locked = (
+            Imagette.objects.filter(pk=imagette_id).only("id", "queue_state", "vote_count")
+            .annotate(earlier_vote=Subquery(Vote.objects.filter(imagette=OuterRef("pk"), annotator=annotator)
+                                            .values("pk")[:1]),
+                      lease_counted=Subquery(Assignment.objects.filter(imagette=OuterRef("pk"), annotator=annotator)
+                                             .values("counted")[:1]),
+                      others_reserved=F("reserved_count"))
+        )
         if connection.features.has_select_for_update:
             locked = locked.select_for_update(of=("self",))
         item = locked.first()
         if item is None:
             raise VoteRefused(f"no imagette {imagette_id}", status=404, code="not_found")
-        existing = Vote.objects.filter(imagette=item, annotator=annotator).values_list("pk", flat=True).first()
-        if existing is not None:
-            raise VoteRefused("you have already voted on this imagette", code="already_voted", vote_id=existing)
-        assignment = Assignment.objects.filter(imagette=item, annotator=annotator).first()
-        counted = False
-        if assignment is not None:
-            counted = assignment.counted and item.queue_state == Imagette.QueueState.OPEN
-            assignment.delete()
-        elif item.queue_state == Imagette.QueueState.OPEN and item.vote_count + item.reserved_count < k:
+        if item.earlier_vote is not None:
+            raise VoteRefused("you have already voted on this imagette", code="already_voted",
+                              vote_id=item.earlier_vote)
+        is_open = item.queue_state == Imagette.QueueState.OPEN
+        if item.lease_counted is not None:
+            counted = bool(item.lease_counted) and is_open
+            Assignment.objects.filter(imagette_id=item.pk, annotator=annotator).delete()
+        elif is_open and item.vote_count + item.others_reserved < k:
             counted = True
-        elif not GoldLabel.objects.filter(imagette=item).exists():
+        elif GoldLabel.objects.filter(imagette_id=item.pk).exists():
+            counted = False
+        else:
             raise VoteRefused(f"this imagette already has its {k} votes", code="item_full")
-        vote = Vote.objects.create(imagette=item, annotator=annotator, label_mask=label_mask, seconds=seconds)
+        vote = Vote.objects.create(imagette_id=item.pk, annotator=annotator, label_mask=label_mask, seconds=seconds)
+        changes: dict = {"reserved_count": _live_reservations(now)}  # recounted, so it can never drift
         if counted:
-            item.vote_count += 1
-            if item.vote_count >= k:
-                item.queue_state = Imagette.QueueState.COMPLETE
+            changes["vote_count"] = F("vote_count") + 1
+            if item.vote_count + 1 >= k:
+                changes["queue_state"] = Imagette.QueueState.COMPLETE
                 transaction.on_commit(_maybe_schedule_consensus)
-        _recount_reserved([item.pk], now)
-        item.refresh_from_db(fields=["reserved_count"])
-        Imagette.objects.filter(pk=item.pk).update(vote_count=item.vote_count, queue_state=item.queue_state)
+        Imagette.objects.filter(pk=item.pk).update(**changes)
     return vote
 
 
