@@ -11,8 +11,8 @@ What it does:
      Daphne on the bench database (DEBUG=0, the embedded filesystem broker in the temporary folder, the
      in-memory channel layer: the queue needs neither Redis nor a worker);
   4. drives the experts at once, each on its own keep-alive HTTP/1.1 connection in a thread of its own (with
-     --think S, each pauses ~S s, exponential, before each round, as an expert looking at the imagette does;
-     back to back by default, a closed loop whose latency is mostly the machine's throughput):
+     --think S, 2 s by default, each pauses ~S s, exponential, before each round, as an expert looking at the
+     imagette does; --think 0 runs them back to back, a closed loop whose latency is the machine's throughput):
        warm-up   5 rounds of next + accept, not measured;
        baseline  GET /api/v1/me/ (token auth and permission look-ups, nothing else), --rounds per expert;
        per strategy (uncertain, disagreement, random): --rounds rounds of GET /api/v1/review/next/?strategy=S
@@ -26,7 +26,7 @@ What it does:
   7. prints p50/p95, the ratio to the baseline, PASS/FAIL against the target (p95 < 25 ms for the next item, each
      strategy), and removes the database, the temporary folder and Daphne.
 
-Run from the repository root:  .venv/bin/python bench/bench_review_queue.py [--experts 4] [--rounds 100]
+Run from the repository root:  .venv/bin/python bench/bench_review_queue.py [--experts 10] [--rounds 30] [--think 2]
 """
 
 from __future__ import annotations
@@ -453,11 +453,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--old-predictions", type=int, default=0, help="rows of an older, inactive version")
     parser.add_argument("--consensus-share", type=float, default=0.2)
     parser.add_argument("--reviewed-share", type=float, default=0.02)
-    parser.add_argument("--experts", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=100, help="next + accept rounds per expert and strategy")
+    parser.add_argument("--experts", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=30, help="next + accept rounds per expert and strategy")
     parser.add_argument("--solo-rounds", type=int, default=100)
-    parser.add_argument("--think", type=float, default=0.0,
-                        help="mean pause (s, exponential) before each round of an expert; 0 = back to back")
+    parser.add_argument("--think", type=float, default=2.0,
+                        help="mean pause (s, exponential) before each round of an expert: looking at the imagette and "
+                        "its prediction, then pressing a key (2 s: a fast expert). 0 = back to back: a closed loop "
+                        "that measures the machine's throughput, not what an expert waits")
     parser.add_argument("--target-ms", type=float, default=25.0)
     parser.add_argument("--pg-url", default=DEFAULT_PG, help="PostgreSQL server URL without database name")
     parser.add_argument("--seed", type=int, default=1)
