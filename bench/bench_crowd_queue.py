@@ -857,8 +857,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--expired-leases", type=int, default=200, help="expired, not yet released leases")
     parser.add_argument("--servers", type=int, default=1,
                         help="Daphne processes sharing one listening socket (bench-only deployment experiment)")
-    parser.add_argument("--asgi-threads", type=int, default=0,
-                        help="ASGI_THREADS for Daphne (0 = leave unset: asgiref's default executor)")
+    parser.add_argument("--http-threads", type=int, default=0,
+                        help="CRYOLABEL_HTTP_THREADS for Daphne (0 = the platform's default)")
     parser.add_argument("--pool-size", type=int, default=10, help="DATABASE_POOL_SIZE per Daphne process")
     parser.add_argument("--consensus-every", type=int, default=0,
                         help="CRYOLABEL_CONSENSUS_EVERY for Daphne (0 = leave the platform default)")
@@ -932,15 +932,13 @@ def main(argv: list[str] | None = None) -> int:
             **os.environ, "DEBUG": "0", "ALLOWED_HOSTS": "127.0.0.1", "SECRET_KEY": secrets.token_urlsafe(50),
             "DATABASE_POOL_SIZE": str(args.pool_size), "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING",
         }
-        if args.asgi_threads:
-            env["ASGI_THREADS"] = str(args.asgi_threads)
-        else:
-            env.pop("ASGI_THREADS", None)
+        if args.http_threads:
+            env["CRYOLABEL_HTTP_THREADS"] = str(args.http_threads)
         if args.consensus_every:
             env["CRYOLABEL_CONSENSUS_EVERY"] = str(args.consensus_every)
         server = start_daphne(args, env, tmp)
         print(f"daphne: {args.servers} process(es) at {server.base_url}, DEBUG=0, DATABASE_POOL_SIZE="
-              f"{args.pool_size} per process, ASGI_THREADS={args.asgi_threads or 'unset'}; "
+              f"{args.pool_size} per process, CRYOLABEL_HTTP_THREADS={args.http_threads or 'default'}; "
               f"broker/channels: {args.redis_url} prefix {prefix}")
         print()
 
