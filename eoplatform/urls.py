@@ -2,7 +2,9 @@ from importlib import import_module
 from importlib.util import find_spec
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from eoplatform.api_root import api_root
@@ -17,6 +19,8 @@ for _app in ("accounts", "jobs", "annotations", "training", "inference"):
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    # Browsers ask for /favicon.ico on pages that name no icon (the API's JSON, the admin).
+    path("favicon.ico", RedirectView.as_view(url=static("frontend/img/favicon.svg"), permanent=True)),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", api_root, name="api-root"),

@@ -85,3 +85,13 @@ def test_healthz_503_when_the_database_does_not_answer(monkeypatch, rf):
     monkeypatch.setattr(health.connection, "cursor", broken_cursor)
     response = health.healthz(rf.get("/healthz"))
     assert response.status_code == 503 and "database is down" in json.loads(response.content)["problems"]["database"]
+
+
+def test_the_icon_is_served_and_favicon_ico_finds_it(client):
+    from django.contrib.staticfiles import finders
+
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("frontend/img/favicon.svg")
+    assert finders.find("frontend/img/favicon.svg")  # the file the redirect and the pages' <link> name exists
+    login = client.get("/accounts/login/").content.decode()
+    assert 'rel="icon"' in login and "frontend/img/favicon.svg" in login
