@@ -247,6 +247,8 @@ CRYOLABEL_SETTLED_AGREEMENT = float(os.environ.get("CRYOLABEL_SETTLED_AGREEMENT"
 # New curated labels (decisions, imports, accepted predictions, settled consensus) since the last training's
 # snapshot that start a training on their own; 0 = off. The first training is always started by someone.
 CRYOLABEL_RETRAIN_AFTER = int(os.environ.get("CRYOLABEL_RETRAIN_AFTER", "100"))
+# How long the review queue keeps an item it showed to one expert from the others.
+CRYOLABEL_REVIEW_LEASE_SECONDS = int(os.environ.get("CRYOLABEL_REVIEW_LEASE_SECONDS", "300"))
 CRYOLABEL_MAX_UPLOAD_MB = int(os.environ.get("CRYOLABEL_MAX_UPLOAD_MB", "2048"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

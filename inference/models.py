@@ -1,5 +1,6 @@
 """Predictions of a model version, with how sure it was: what the review queue orders by."""
 
+from django.conf import settings
 from django.db import models
 
 
@@ -44,3 +45,16 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_version} on imagette {self.imagette_id}: {self.label_mask:#b} ({self.confidence:.2f})"
+
+
+class ReviewLease(models.Model):
+    """An imagette the review queue showed to one expert, kept from the other experts until it expires, so that
+    experts working the same order get different items. It only spares them wasted looks: a second decision on
+    an item is refused by its `label_version` whatever the leases say. Removed when the item is decided."""
+
+    imagette = models.OneToOneField("annotations.Imagette", on_delete=models.CASCADE, related_name="review_lease")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"imagette {self.imagette_id} shown to {self.reviewer_id} until {self.expires_at:%H:%M:%S}"

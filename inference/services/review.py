@@ -1,23 +1,27 @@
 """The experts' review queue: the model's predictions, least certain first (or where the model and the crowd
 disagree first, or drawn at random for an unbiased audit); accepting or correcting one settles the imagette.
 
-Reads walk the Prediction indexes of one model version (`model_version, is_current, reviewed, <measure>`), so
-the next item costs a few index pages whatever the table holds. There are no leases: two experts may be shown
-the same item, and the imagette's `label_version` refuses the second decision (LabelConflict) instead of
-merging it.
+Reads walk the Prediction indexes of one model version (`model_version, is_current, reviewed, <measure>, id`),
+so the next item costs a few index pages whatever the table holds. An item shown to one expert is leased to them
+for CRYOLABEL_REVIEW_LEASE_SECONDS (ReviewLease), so experts working the same order get different items; the
+lease only spares wasted looks: the imagette's `label_version` refuses a second decision (LabelConflict) instead
+of merging it, leases or not (two experts asking in the same instant may still be shown one item).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterable
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max, Min, QuerySet
+from django.db.models import Exists, F, Max, Min, OuterRef, QuerySet
+from django.utils import timezone
 
 from annotations.models import Imagette
 from annotations.services.labels import LabelConflict, label_decide
-from inference.models import Prediction
+from inference.models import Prediction, ReviewLease
 from training.models import ModelVersion
 
 __all__ = [
@@ -98,7 +102,10 @@ def review_next(
     version = queue_version(network)
     if version is None:
         return []
-    base = _open_for_review(version, set(exclude))
+    now = timezone.now()
+    base = _open_for_review(version, set(exclude)).filter(~Exists(
+        ReviewLease.objects.filter(imagette_id=OuterRef("imagette_id"), expires_at__gt=now).exclude(reviewer=reviewer)
+    ))
     if strategy == "uncertain" and measure == "mutual_information":
         picked = _by_mutual_information(base, count=count)
     elif strategy == "uncertain":
@@ -114,7 +121,19 @@ def review_next(
         picked = _random_audit(base, count=count, rng=rng or random.Random())
     for prediction in picked:
         prediction.model_version = version  # all of one version: no join for it
+    _lease(picked, reviewer, now)
     return picked
+
+
+def _lease(picked: list[Prediction], reviewer, now) -> None:
+    """Keep the items just shown from the other experts for a while (a new lease replaces an expired one)."""
+    if not picked or not getattr(reviewer, "pk", None):
+        return
+    expires = now + timedelta(seconds=settings.CRYOLABEL_REVIEW_LEASE_SECONDS)
+    ReviewLease.objects.bulk_create(
+        [ReviewLease(imagette_id=p.imagette_id, reviewer_id=reviewer.pk, expires_at=expires) for p in picked],
+        update_conflicts=True, unique_fields=["imagette"], update_fields=["reviewer", "expires_at"],
+    )
 
 
 def _random_audit(base: QuerySet[Prediction], *, count: int, rng: random.Random) -> list[Prediction]:
@@ -161,7 +180,9 @@ def _by_mutual_information(base: QuerySet[Prediction], *, count: int) -> list[Pr
 
 
 def predictions_mark_reviewed(*, imagette_id: int) -> int:
-    """An expert decided the imagette: its predictions leave the review queue (called by label_decide)."""
+    """An expert decided the imagette: its predictions leave the review queue, and its lease goes (called by
+    label_decide)."""
+    ReviewLease.objects.filter(imagette_id=imagette_id).delete()
     return Prediction.objects.filter(imagette_id=imagette_id, reviewed=False).update(reviewed=True)
 
 

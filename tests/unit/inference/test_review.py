@@ -193,6 +193,39 @@ def test_items_an_expert_settled_stay_out_under_a_new_version(fixed, expert):
         assert {p.model_version_id for p in got} == {newer.pk}
 
 
+def test_experts_on_the_same_order_get_different_items_while_leased(fixed, expert, make_user):
+    """What one expert was shown is leased to them: a second expert gets the next item, the first gets theirs
+    again (a reload loses nothing); when the lease expires or the item is decided, it is free again."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from inference.models import ReviewLease
+
+    items, _ = fixed
+    second = make_user(Role.EXPERT, "second-expert")
+    assert _names(items, review_next(reviewer=expert)) == ["a"]
+    assert _names(items, review_next(reviewer=second)) == ["b"]
+    assert _names(items, review_next(reviewer=expert)) == ["a"]  # their own lease does not hide it from them
+    assert _names(items, review_next(reviewer=second, count=2)) == ["b", "c"]
+    assert ReviewLease.objects.filter(reviewer=second).count() == 2
+    ReviewLease.objects.filter(reviewer=expert).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert _names(items, review_next(reviewer=second)) == ["a"]  # expired: free for the others
+    assert ReviewLease.objects.get(imagette=items["a"]).reviewer == second  # taken over, one row per item
+    review_accept(reviewer=second, imagette_id=items["a"].pk, expected_version=0)
+    assert not ReviewLease.objects.filter(imagette=items["a"]).exists()  # decided: the lease goes with it
+    # A lease never stops a decision: the item's label_version is the guard.
+    review_correct(reviewer=expert, imagette_id=items["c"].pk, label_mask=0b1, expected_version=0)
+    assert _names(items, review_next(reviewer=expert, count=10)) == ["d", "h"]
+
+
+@override_settings(CRYOLABEL_REVIEW_LEASE_SECONDS=0)
+def test_without_leases_every_expert_sees_the_same_order(fixed, expert, make_user):
+    items, _ = fixed
+    second = make_user(Role.EXPERT, "second-expert")
+    assert _names(items, review_next(reviewer=expert)) == _names(items, review_next(reviewer=second)) == ["a"]
+
+
 def test_bad_strategy_and_no_model(db, expert):
     with pytest.raises(ReviewError, match="unknown strategy"):
         review_next(reviewer=expert, strategy="loudest")
