@@ -18,7 +18,10 @@ from frontend.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": WsgiHttpBridge(django_wsgi_app, threads=settings.CRYOLABEL_HTTP_THREADS),
+        # The largest body is an admin's upload (checked to the byte by the upload service); 1 MB more for the
+        # multipart envelope. Anything larger is refused before it is read.
+        "http": WsgiHttpBridge(django_wsgi_app, threads=settings.CRYOLABEL_HTTP_THREADS,
+                               max_body_bytes=(settings.CRYOLABEL_MAX_UPLOAD_MB + 1) * 1024**2),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -9,7 +9,8 @@ pool, as a WSGI server would, while websockets stay with the Channels consumers 
 
 What the bridge keeps of a server's duties:
   - the request body is spooled (memory, then disk) and CONTENT_LENGTH set from what arrived, so a
-    chunked upload reaches Django whole;
+    chunked upload reaches Django whole; a body over `max_body_bytes` is refused with 413 as soon as its
+    Content-Length (or what has arrived) says so, before it fills the disk and before Django sees it;
   - a plain response is built and closed in the worker thread (closing fires `request_finished`, which
     hands the database connection back to the pool) and sent from the loop in one piece;
   - a streaming response (a zip download, a file) is sent chunk by chunk from the worker thread, which
@@ -19,6 +20,7 @@ What the bridge keeps of a server's duties:
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import threading
 from collections.abc import Callable
@@ -40,22 +42,30 @@ class ClientGone(Exception):
 class WsgiHttpBridge:
     """An ASGI application for `http` scopes that runs a WSGI application in a thread pool."""
 
-    def __init__(self, wsgi_application, *, threads: int) -> None:
+    def __init__(self, wsgi_application, *, threads: int, max_body_bytes: int | None = None) -> None:
         if threads < 1:
             raise ValueError("the HTTP bridge needs at least one thread")
         self.wsgi_application = wsgi_application
         self.threads = threads
+        self.max_body_bytes = max_body_bytes
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="http")
 
     async def __call__(self, scope: Scope, receive, send) -> None:
         if scope["type"] != "http":
             raise ValueError(f"the HTTP bridge got a {scope['type']!r} scope")
+        declared = _declared_length(scope)
+        if self.max_body_bytes is not None and declared is not None and declared > self.max_body_bytes:
+            await self._too_large(send, declared)
+            return
         with SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as body:
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     return  # gone before the request was complete: nothing to answer
                 body.write(message.get("body", b""))
+                if self.max_body_bytes is not None and body.tell() > self.max_body_bytes:
+                    await self._too_large(send, body.tell())
+                    return
                 if not message.get("more_body"):
                     break
             length = body.tell()
@@ -71,6 +81,16 @@ class WsgiHttpBridge:
                 start, content = answer
                 await send(start)
                 await send({"type": "http.response.body", "body": content})
+
+    async def _too_large(self, send, size: int) -> None:
+        limit_mb = self.max_body_bytes / 1024**2
+        detail = (f"the request body ({size / 1024**2:.0f} MB) is over the {limit_mb:.0f} MB limit "
+                  "(CRYOLABEL_MAX_UPLOAD_MB); nothing was stored")
+        content = json.dumps({"detail": detail}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"connection", b"close"),
+                                (b"content-length", str(len(content)).encode())]})
+        await send({"type": "http.response.body", "body": content})
 
     # --- in the worker thread ------------------------------------------------------------------------------
     def _run(self, scope: Scope, body, length: int, send: Send, loop, gone: threading.Event):
@@ -117,6 +137,16 @@ async def _watch_disconnect(receive, gone: threading.Event) -> None:
         if message["type"] == "http.disconnect":
             gone.set()
             return
+
+
+def _declared_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
 
 
 def build_environ(scope: Scope, body, length: int) -> dict[str, Any]:

@@ -176,6 +176,26 @@ def test_a_client_gone_before_the_body_arrived_gets_nothing_and_runs_nothing():
     assert _run(go()) == [] and ran == []
 
 
+def test_a_body_over_the_limit_is_refused_before_it_is_read():
+    ran = []
+
+    def app(environ, start_response):
+        ran.append(1)
+        start_response("200 OK", [])
+        return [b""]
+
+    bridge = WsgiHttpBridge(app, threads=1, max_body_bytes=1000)
+    declared = _run(_call(bridge, _scope(method="POST", headers=[(b"content-length", b"5000")]),
+                          body_parts=(b"x" * 5000,)))
+    assert declared[0]["status"] == 413 and b"over the 0 MB limit" in declared[1]["body"]
+    # Chunked (no Content-Length): refused once what has arrived passes the limit.
+    chunked = _run(_call(bridge, _scope(method="POST"), body_parts=(b"x" * 600, b"x" * 600, b"x" * 600)))
+    assert chunked[0]["status"] == 413 and ran == []
+    within = _run(_call(bridge, _scope(method="POST", headers=[(b"content-length", b"900")]),
+                        body_parts=(b"x" * 900,)))
+    assert within[0]["status"] == 200 and ran == [1]
+
+
 def test_only_http_scopes_and_a_positive_pool():
     with pytest.raises(ValueError, match="at least one thread"):
         WsgiHttpBridge(_wsgi_echo, threads=0)
