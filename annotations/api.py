@@ -9,7 +9,7 @@ from django.db.models import F
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
@@ -234,9 +234,29 @@ class ConsensusRunApi(APIView):
         return Response(JobDetailSerializer(job).data, status=status.HTTP_201_CREATED)
 
 
+class OverviewSerializer(serializers.Serializer):
+    """The overview page's figures (annotations.selectors.overview)."""
+
+    imagettes = serializers.DictField(child=serializers.IntegerField(),
+                                      help_text="total, open, complete, settled, imported, expert, consensus")
+    votes = serializers.IntegerField()
+    gold_items = serializers.IntegerField()
+    class_distribution = serializers.DictField(child=serializers.DictField(child=serializers.IntegerField()),
+                                               help_text="per class slug: settled and consensus counts")
+    agreement_per_class = serializers.DictField(child=serializers.FloatField(allow_null=True),
+                                                help_text="Krippendorff's alpha per class slug, last consensus run")
+    consensus_method = serializers.CharField(allow_null=True)
+    consensus_at = serializers.DateTimeField(allow_null=True)
+    annotators = serializers.ListField(child=serializers.DictField(), help_text="ranked by gold accuracy")
+    classes = serializers.ListField(child=serializers.DictField())
+
+
 class OverviewApi(APIView):
+    """Counts, class distribution, agreement per class and the annotators ranked by gold accuracy (experts)."""
+
     permission_classes = [CanReview]
 
+    @extend_schema(responses=OverviewSerializer)
     def get(self, request):
         return Response(selectors.overview())
 

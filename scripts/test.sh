@@ -6,7 +6,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 source scripts/test-services.sh
-trap stop_own_services EXIT
+var_pg="" var_lite="" reports=""
+cleanup() { stop_own_services; rm -rf "$var_pg" "$var_lite" "$reports"; }
+trap cleanup EXIT
 
 ensure_tools || exit 1
 ensure_services || exit 1
@@ -14,16 +16,18 @@ ensure_services || exit 1
 run_id="$$"
 status=0
 reports=$(mktemp -d -t cryolabel-junit.XXXXXX)
+var_pg=$(mktemp -d -t cryolabel-test-pg.XXXXXX)
+var_lite=$(mktemp -d -t cryolabel-test-lite.XXXXXX)
 
 echo; echo "=== run 1/2: services mode (PostgreSQL + Redis) ==="
 DATABASE_URL="$TEST_DATABASE_URL" CELERY_BROKER_URL="$TEST_REDIS_URL" REDIS_URL="$TEST_REDIS_URL" \
   CELERY_KEY_PREFIX="cryolabel-test-$run_id:" CHANNELS_PREFIX="cryolabel-test-$run_id" \
-  CRYOLABEL_TEST_DB_SUFFIX="_$run_id" CRYOLABEL_VAR_DIR="$(mktemp -d -t cryolabel-test-pg.XXXXXX)" \
+  CRYOLABEL_TEST_DB_SUFFIX="_$run_id" CRYOLABEL_VAR_DIR="$var_pg" \
   .venv/bin/pytest --junitxml="$reports/services.xml" "$@" || status=1
 
 echo; echo "=== run 2/2: embedded mode (SQLite + filesystem broker) ==="
 env -u DATABASE_URL -u CELERY_BROKER_URL -u REDIS_URL \
-  CRYOLABEL_TEST_DB_SUFFIX="_$run_id" CRYOLABEL_VAR_DIR="$(mktemp -d -t cryolabel-test-lite.XXXXXX)" \
+  CRYOLABEL_TEST_DB_SUFFIX="_$run_id" CRYOLABEL_VAR_DIR="$var_lite" \
   .venv/bin/pytest -m "not postgres_only" --junitxml="$reports/embedded.xml" "$@" || status=1
 
 echo
@@ -45,5 +49,4 @@ for path in sys.argv[1:]:
         passed += tests - fails - errors - skips
 print(f"{passed} passed, {failed} failed, {skipped} skipped")
 PYEOF
-rm -rf "$reports"
 exit $status

@@ -109,7 +109,7 @@ def test_imagette_filters_and_gold(client_as, ingested, admin_user):
     assert overview["class_distribution"]["sea_ice"]["settled"] == 1
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
     for path in ("/api/v1/imagettes/", "/api/v1/votes/", "/api/v1/queue/next/", "/api/v1/consensus/",
-                 "/api/v1/imagettes/{id}/gold/"):
+                 "/api/v1/imagettes/{id}/gold/", "/api/v1/overview/"):
         assert path in schema["paths"], path
 
 
