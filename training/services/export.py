@@ -137,6 +137,23 @@ class ExportResult:
     card: dict[str, Any]
 
 
+PARTIAL_STALE_SECONDS = 24 * 3600
+
+
+def exports_sweep_partials(*, older_than: float = PARTIAL_STALE_SECONDS) -> list[Path]:
+    """Remove the scratch folders (`.<name>.partial-*`) that exports killed mid-way (a lost worker) left under
+    MEDIA_ROOT/exports. An export writes its scratch folder within minutes (20 000 imagettes take seconds), so one
+    untouched for a day belongs to no running export. Returns what was removed."""
+    removed = []
+    cutoff = time.time() - older_than
+    for scratch in exports_root().glob(".*.partial-*"):
+        with contextlib.suppress(OSError):
+            if scratch.is_dir() and scratch.stat().st_mtime < cutoff:
+                shutil.rmtree(scratch)
+                removed.append(scratch)
+    return removed
+
+
 def export_create(
     *, fmt: str, kind: str = "imagettes", out: str | Path | None = None, snapshot_id: int | None = None,
     created_by=None, job=None, progress: Progress | None = None,
@@ -156,6 +173,7 @@ def export_create(
     try:
         if destination is None:
             exports_root().mkdir(parents=True, exist_ok=True)
+            exports_sweep_partials()
             stamp = timezone.now().strftime("%Y%m%dT%H%M%S")
             tag = f"job{job.pk}" if job is not None else os.urandom(3).hex()
             destination = export_destination_check(exports_root() / f"snapshot{snapshot.number}-{fmt}-{stamp}-{tag}")

@@ -401,3 +401,24 @@ def test_streaming_zip_reads_back_with_zipfile(tmp_path):
         assert z.getinfo("x/mänifest.csv").compress_type == zipfile.ZIP_DEFLATED
         assert z.read("x/mänifest.csv") == (tmp_path / "mänifest.csv").read_bytes()
         assert z.getinfo("x/empty69999/").is_dir()
+
+
+def test_an_export_sweeps_scratch_folders_left_by_killed_exports(snapshot, tmp_path, settings):
+    """A worker lost mid-export leaves `.<name>.partial-*` under MEDIA_ROOT/exports: the next export removes the
+    ones untouched for a day, and leaves a fresh one (an export being written now) alone."""
+    import os
+    import time
+
+    from training.services.export import PARTIAL_STALE_SECONDS, exports_root
+
+    exports_root().mkdir(parents=True, exist_ok=True)
+    stale = exports_root() / ".snapshot1-csv-20260101T000000-job7.partial-abc123"
+    fresh = exports_root() / ".snapshot1-csv-20260101T000000-job8.partial-def456"
+    for folder in (stale, fresh):
+        (folder / "images").mkdir(parents=True)
+        (folder / "images" / "a.tif").write_bytes(b"half")
+    old = time.time() - PARTIAL_STALE_SECONDS - 60
+    os.utime(stale, (old, old))
+    export = export_create(fmt="csv", snapshot_id=snapshot.pk)
+    assert not stale.exists() and fresh.exists()
+    assert (Path(settings.MEDIA_ROOT) / export.path).is_dir()  # and the export itself was written
