@@ -127,7 +127,7 @@ class VoteListCreateApi(APIView):
             vote = vote_submit(
                 annotator=request.user, imagette_id=data.validated_data["imagette"],
                 label_mask=selectors.slugs_to_mask(data.validated_data["labels"]),
-                seconds=data.validated_data.get("seconds"),
+                seconds=data.validated_data.get("seconds"), suggested=data.validated_data["suggested"],
             )
         except VoteRefused as refused:
             return Response(refused.as_dict(), status=refused.status)

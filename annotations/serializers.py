@@ -102,6 +102,8 @@ class VoteInSerializer(serializers.Serializer):
     imagette = serializers.IntegerField()
     labels = LabelsField()
     seconds = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=86400)
+    suggested = serializers.BooleanField(required=False, default=False,
+                                         help_text="true when the model's suggestion was shown (not a blind vote)")
 
 
 class VoteAmendSerializer(serializers.Serializer):
@@ -113,6 +115,7 @@ class VoteOutSerializer(serializers.Serializer):
     imagette = serializers.IntegerField(source="imagette_id")
     labels = serializers.SerializerMethodField()
     seconds = serializers.FloatField(allow_null=True)
+    suggested = serializers.BooleanField()
     created_at = serializers.DateTimeField()
 
     def get_labels(self, obj) -> list[str]:

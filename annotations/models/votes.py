@@ -9,6 +9,10 @@ class Vote(models.Model):
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="votes")
     label_mask = models.PositiveSmallIntegerField()
     seconds = models.FloatField(null=True, blank=True, help_text="Time the annotator spent on it.")
+    suggested = models.BooleanField(
+        default=False, db_default=False,
+        help_text="The model's suggestion was on screen (pre-selected) when the annotator voted: not a blind vote. "
+        "Kept so that a consensus or an audit can tell votes the model may have swayed.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -233,7 +233,8 @@ def _take_in_one_statement(candidates: tuple[str, tuple], annotator, expires, *,
     return rows[0] if rows else None
 
 
-def vote_submit(*, annotator, imagette_id: int, label_mask: int, seconds: float | None = None) -> Vote:
+def vote_submit(*, annotator, imagette_id: int, label_mask: int, seconds: float | None = None,
+                suggested: bool = False) -> Vote:
     """Store one vote, once. Refused (nothing written) when the mask is not a set of known classes,
     the annotator already voted, or the item already has its k votes and this one was not held."""
     if not isinstance(label_mask, int) or label_mask <= 0 or label_mask & ~ALL_CLASSES_MASK:
@@ -269,7 +270,7 @@ def vote_submit(*, annotator, imagette_id: int, label_mask: int, seconds: float 
         else:
             raise VoteRefused(f"this imagette already has its {k} votes", code="item_full")
         vote = Vote.objects.create(imagette_id=imagette_id, annotator=annotator, label_mask=label_mask,
-                                   seconds=seconds)
+                                   seconds=seconds, suggested=suggested)
         if counted and vote_count + 1 >= k:
             queue_state = Imagette.QueueState.COMPLETE
             transaction.on_commit(_maybe_schedule_consensus)

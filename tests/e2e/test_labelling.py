@@ -100,6 +100,7 @@ def test_annotator_labels_ten_with_the_keyboard_and_amends_one(page, platform_im
     expect_all_sent(page)
     assert own_votes(user) == typed
     assert Vote.objects.filter(annotator=user).count() == 10
+    assert not Vote.objects.filter(annotator=user, suggested=True).exists()  # suggestions off: blind votes
     assert set(Vote.objects.filter(annotator=user).values_list("imagette_id", flat=True)) == set(typed)
 
     # Backspace twice: the 9th vote, with its labels, in review mode.

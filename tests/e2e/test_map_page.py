@@ -130,6 +130,8 @@ def test_the_label_page_pre_selects_the_model_suggestion_only_when_asked(page, p
     expect(page.locator("#count-total")).to_have_text("2")
     votes = {v.imagette_id: mask_to_slugs(v.label_mask) for v in Vote.objects.filter(annotator=user)}
     assert votes == {first: [first_class.slug], second: [other.slug]}
+    # Both were cast with the model's classes on screen: recorded as not blind, whether taken or changed.
+    assert list(Vote.objects.filter(annotator=user).values_list("suggested", flat=True)) == [True, True]
 
     # The setting is remembered for this user.
     page.reload()

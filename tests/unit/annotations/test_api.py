@@ -33,6 +33,11 @@ def test_annotator_flow_is_blind(client_as, ingested, annotator):
     response = client.post("/api/v1/votes/", {"imagette": items[0]["id"], "labels": ["sea_ice", "icebergs"],
                                               "seconds": 1.5}, format="json")
     assert response.status_code == 201 and response.json()["labels"] == ["sea_ice", "icebergs"]
+    assert response.json()["suggested"] is False  # a blind vote unless the page says the model's classes were shown
+    swayed = client.post("/api/v1/votes/", {"imagette": items[1]["id"], "labels": ["sea_ice"], "suggested": True},
+                         format="json")
+    assert swayed.status_code == 201 and Vote.objects.get(pk=swayed.json()["id"]).suggested
+    assert not Vote.objects.get(pk=response.json()["id"]).suggested
     again = client.post("/api/v1/votes/", {"imagette": items[0]["id"], "labels": ["sea_ice"]}, format="json")
     vote_id = response.json()["id"]
     assert again.status_code == 409 and again.json() == {"detail": "you have already voted on this imagette",
@@ -40,14 +45,15 @@ def test_annotator_flow_is_blind(client_as, ingested, annotator):
     amended = client.patch(f"/api/v1/votes/{vote_id}/", {"labels": ["rain_cells"]}, format="json")
     assert amended.json()["labels"] == ["rain_cells"]
     mine = client.get("/api/v1/votes/").json()
-    assert mine["count"] == 1 and mine["stats"]["total"] == 1
+    assert mine["count"] == 2 and mine["stats"]["total"] == 2
 
 
 def test_bad_votes_are_400_and_write_nothing(client_as, ingested, annotator):
     client = client_as(annotator)
     item = ingested[0].pk
     cases = (({"imagette": item, "labels": []}, "labels"), ({"imagette": item, "labels": ["snow"]}, "labels"),
-             ({"labels": ["sea_ice"]}, "imagette"), ({"imagette": "x", "labels": ["sea_ice"]}, "imagette"))
+             ({"labels": ["sea_ice"]}, "imagette"), ({"imagette": "x", "labels": ["sea_ice"]}, "imagette"),
+             ({"imagette": item, "labels": ["sea_ice"], "suggested": "perhaps"}, "suggested"))
     for body, field in cases:
         response = client.post("/api/v1/votes/", body, format="json")
         assert response.status_code == 400 and field in response.json(), (body, response.content)

@@ -357,6 +357,7 @@
       const res = vote.id == null
         ? await api("POST", "/votes/", {
           imagette: entry.item.id, labels: sortedSlugs(labels), seconds: Math.round(entry.seconds * 10) / 10,
+          suggested: Boolean(entry.suggested), // the model's classes were pre-selected: not a blind vote
         })
         : await api("PATCH", `/votes/${vote.id}/`, { labels: sortedSlugs(labels) });
       if (res.ok) {
