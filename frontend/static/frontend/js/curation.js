@@ -4,7 +4,6 @@
   "use strict";
   const PAGE = 20;
   const $ = (id) => document.getElementById(id);
-  const csrf = document.querySelector("[name=csrfmiddlewaretoken]").value;
   const classes = JSON.parse($("classes-data").textContent);
   const bySlug = new Map(classes.map((c) => [c.slug, c]));
   const isAdmin = $("curation-script").dataset.admin === "1";
@@ -23,20 +22,7 @@
     return String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
   }
 
-  async function api(url, { method = "GET", body } = {}) {
-    const headers = { Accept: "application/json" };
-    if (method !== "GET") headers["X-CSRFToken"] = csrf;
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    const res = await fetch(url, { method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) });
-    const data = res.status === 204 ? null : await res.json().catch(() => null);
-    return { ok: res.ok, status: res.status, data };
-  }
-
-  function errorText(data, status) {
-    if (!data) return `HTTP ${status}`;
-    if (data.detail) return data.detail;
-    return Object.entries(data).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(" ") : v}`).join("; ");
-  }
+  const { api, errorText } = window.Cryolabel; // api.js
 
   function isLight(hex) {
     const n = parseInt(hex.slice(1), 16);

@@ -3,7 +3,6 @@
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
-  const csrf = document.querySelector("[name=csrfmiddlewaretoken]").value;
   const classes = JSON.parse($("classes-data").textContent);
   const FORMAT_NAMES = { imagefolder: "ImageFolder", csv: "CSV", stac: "STAC" };
   const SPLITS = ["train", "val", "test"];
@@ -31,25 +30,7 @@
     return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
   }
 
-  async function api(url, { method = "GET", body } = {}) {
-    const headers = { Accept: "application/json" };
-    if (method !== "GET") headers["X-CSRFToken"] = csrf;
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    let res;
-    try {
-      res = await fetch(url, { method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) });
-    } catch (err) {
-      return { ok: false, status: 0, data: { detail: `the server cannot be reached (${err.message})` } };
-    }
-    const data = await res.json().catch(() => null);
-    return { ok: res.ok, status: res.status, data };
-  }
-
-  function errorText(data, status) {
-    if (!data) return `HTTP ${status}`;
-    if (data.detail) return data.detail;
-    return Object.entries(data).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(" ") : v}`).join("; ");
-  }
+  const { api, errorText } = window.Cryolabel; // api.js
 
   function flash(box, text) {
     box.textContent = text;

@@ -6,7 +6,6 @@
   const NETWORK = "classifier";
   const SVG = "http://www.w3.org/2000/svg";
   const $ = (id) => document.getElementById(id);
-  const csrf = document.querySelector("[name=csrfmiddlewaretoken]").value;
   const classes = JSON.parse($("classes-data").textContent);
   const bySlug = new Map(classes.map((c) => [c.slug, c]));
   const canTrain = $("models-script").dataset.canTrain === "1";
@@ -40,25 +39,7 @@
     return iso ? new Date(iso).toLocaleString() : "";
   }
 
-  async function api(url, { method = "GET", body } = {}) {
-    const headers = { Accept: "application/json" };
-    if (method !== "GET") headers["X-CSRFToken"] = csrf;
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    let res;
-    try {
-      res = await fetch(url, { method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) });
-    } catch (err) {
-      return { ok: false, status: 0, data: { detail: `the server cannot be reached (${err.message})` } };
-    }
-    const data = res.status === 204 ? null : await res.json().catch(() => null);
-    return { ok: res.ok, status: res.status, data };
-  }
-
-  function errorText(data, status) {
-    if (!data) return `HTTP ${status}`;
-    if (data.detail) return data.detail;
-    return Object.entries(data).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(" ") : v}`).join("; ");
-  }
+  const { api, errorText } = window.Cryolabel; // api.js
 
   function flash(box, text, kind = "bad") {
     box.className = `flash ${kind}`;

@@ -6,42 +6,16 @@
 //     <button type="button" class="primary" data-predict-button>Predict</button>
 //     <span class="muted small" data-predict-status role="status"></span>
 //   </span>
+//   <script src="{% static 'frontend/js/api.js' %}"></script>
 //   <script src="{% static 'frontend/js/predict-button.js' %}"></script>
 // The MC-dropout input is optional (absent: one plain pass). The page needs a {% csrf_token %} (or the csrftoken
-// cookie). When the job ends, the container fires "cryolabel:predicted" with the job in event.detail, so the page
-// can reload what shows predictions. A refusal (no active version, missing checkpoint) shows its reason.
+// cookie: api.js takes either). When the job ends, the container fires "cryolabel:predicted" with the job in
+// event.detail, so the page can reload what shows predictions. A refusal (no active version, missing checkpoint) shows its reason.
 (function () {
   "use strict";
   const POLL_MS = 1000;
 
-  function csrfToken() {
-    const field = document.querySelector("[name=csrfmiddlewaretoken]");
-    if (field) return field.value;
-    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return match ? decodeURIComponent(match[1]) : "";
-  }
-
-  async function call(url, { method = "GET", body } = {}) {
-    const headers = { Accept: "application/json" };
-    if (method !== "GET") {
-      headers["X-CSRFToken"] = csrfToken();
-      headers["Content-Type"] = "application/json";
-    }
-    let res;
-    try {
-      res = await fetch(url, { method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) });
-    } catch (err) {
-      return { ok: false, status: 0, data: { detail: `the server cannot be reached (${err.message})` } };
-    }
-    const data = await res.json().catch(() => null);
-    return { ok: res.ok, status: res.status, data };
-  }
-
-  function reason(data, status) {
-    if (!data) return `HTTP ${status}`;
-    if (data.detail) return data.detail;
-    return Object.entries(data).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(" ") : v}`).join("; ");
-  }
+  const { api, errorText } = window.Cryolabel; // api.js
 
   function show(status, text, kind) {
     if (!status) return;
@@ -56,9 +30,9 @@
   async function follow(root, status, jobId) {
     for (;;) {
       await sleep(POLL_MS);
-      const { ok, status: code, data } = await call(`/api/v1/jobs/${jobId}/`);
+      const { ok, status: code, data } = await api(`/api/v1/jobs/${jobId}/`);
       if (!ok) {
-        show(status, `job #${jobId}: ${reason(data, code)}`, "bad");
+        show(status, `job #${jobId}: ${errorText(data, code)}`, "bad");
         return null;
       }
       const pct = Math.round((data.progress || 0) * 100);
@@ -83,9 +57,9 @@
       button.disabled = true;
       show(status, "queueing…", "");
       try {
-        const { ok, status: code, data } = await call("/api/v1/predict/", { method: "POST", body });
+        const { ok, status: code, data } = await api("/api/v1/predict/", { method: "POST", body });
         if (!ok) {
-          show(status, reason(data, code), "bad");
+          show(status, errorText(data, code), "bad");
           return;
         }
         show(status, `job #${data.id} queued on the ${data.queue} queue`, "");

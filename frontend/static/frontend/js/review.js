@@ -6,7 +6,6 @@
   const PRELOAD = 3; // items held ahead of the one shown
   const MAX_EXCLUDE = 400;
   const $ = (id) => document.getElementById(id);
-  const csrf = document.querySelector("[name=csrfmiddlewaretoken]").value;
   const classes = JSON.parse($("classes-data").textContent);
   const bySlug = new Map(classes.map((c) => [c.slug, c]));
   const buttons = Array.from(document.querySelectorAll(".review-class"));
@@ -25,20 +24,7 @@
     return String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
   }
 
-  async function api(url, { method = "GET", body } = {}) {
-    const headers = { Accept: "application/json" };
-    if (method !== "GET") headers["X-CSRFToken"] = csrf;
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    const res = await fetch(url, { method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) });
-    const data = await res.json().catch(() => null);
-    return { ok: res.ok, status: res.status, data };
-  }
-
-  function errorText(data, status) {
-    if (!data) return `HTTP ${status}`;
-    if (data.detail) return data.detail;
-    return Object.entries(data).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(" ") : v}`).join("; ");
-  }
+  const { api, errorText } = window.Cryolabel; // api.js
 
   function names(slugs) {
     return (slugs || []).map((s) => bySlug.get(s)?.name || s).join(", ") || "no class";
