@@ -16,6 +16,19 @@ class LabelsField(serializers.ListField):
         super().__init__(**kwargs)
 
 
+def preview_url(imagette_id: int) -> str:
+    return f"/api/v1/imagettes/{imagette_id}/preview/"
+
+
+def consensus_summary(consensus) -> dict | None:
+    """The crowd consensus of an imagette as the API shows it (None before any)."""
+    if consensus is None:
+        return None
+    return {"labels": mask_to_slugs(consensus.label_mask), "agreement": consensus.agreement,
+            "method": consensus.method, "n_votes": consensus.n_votes,
+            "probabilities": dict(zip(SLUGS, consensus.probabilities, strict=False))}
+
+
 class ImagetteCrowdSerializer(serializers.ModelSerializer):
     """What an annotator sees: the image and where it is, never labels or others' votes."""
 
@@ -27,7 +40,7 @@ class ImagetteCrowdSerializer(serializers.ModelSerializer):
                   "incidence_angle", "is_db"]
 
     def get_preview_url(self, obj) -> str:
-        return f"/api/v1/imagettes/{obj.pk}/preview/"
+        return preview_url(obj.pk)
 
 
 class PredictionSerializer(serializers.Serializer):
@@ -90,12 +103,7 @@ class ImagetteSerializer(ImagetteCrowdSerializer):
         return hasattr(obj, "gold")
 
     def get_consensus(self, obj) -> dict | None:
-        consensus = getattr(obj, "consensus", None)
-        if consensus is None:
-            return None
-        return {"labels": mask_to_slugs(consensus.label_mask), "agreement": consensus.agreement,
-                "method": consensus.method, "n_votes": consensus.n_votes,
-                "probabilities": dict(zip(SLUGS, consensus.probabilities, strict=False))}
+        return consensus_summary(getattr(obj, "consensus", None))
 
 
 class VoteInSerializer(serializers.Serializer):

@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 from accounts.permissions import HasCapability
 from annotations.models import Imagette
 from annotations.selectors import mask_to_slugs, slugs_to_mask
-from annotations.serializers import LabelsField
+from annotations.serializers import LabelsField, consensus_summary, preview_url
 from annotations.services.votes import ALL_CLASSES_MASK
 from annotations.wv_classes import SLUGS
 from inference.services.review import (
@@ -110,18 +110,13 @@ class ImagetteReviewSerializer(serializers.Serializer):
     consensus = serializers.SerializerMethodField()
 
     def get_preview_url(self, obj) -> str:
-        return f"/api/v1/imagettes/{obj.pk}/preview/"
+        return preview_url(obj.pk)
 
     def get_labels(self, obj) -> list[str]:
         return mask_to_slugs(obj.label_mask)
 
     def get_consensus(self, obj) -> dict | None:
-        consensus = getattr(obj, "consensus", None)
-        if consensus is None:
-            return None
-        return {"labels": mask_to_slugs(consensus.label_mask), "agreement": consensus.agreement,
-                "method": consensus.method, "n_votes": consensus.n_votes,
-                "probabilities": dict(zip(SLUGS, consensus.probabilities, strict=False))}
+        return consensus_summary(getattr(obj, "consensus", None))
 
 
 class ReviewItemSerializer(serializers.Serializer):
