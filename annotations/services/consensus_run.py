@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import math
 
 from django.db import transaction
 
 from annotations.consensus import consensus, krippendorff_alpha_per_class
 from annotations.models import ConsensusRun, Imagette, Vote
-from annotations.services.labels import consensus_store
+from annotations.services.labels import consensus_store, retrain_check_after_commit
 from annotations.wv_classes import WV_CLASSES
 from jobs.models import Job
 
@@ -27,22 +26,12 @@ def consensus_run(*, method: str) -> dict:
     }
     settled = Imagette.objects.filter(label_source=Imagette.LabelSource.CONSENSUS).count()
     ConsensusRun.objects.create(method=method, items=written, votes=len(votes), alpha_per_class=alpha_by_slug)
-    _maybe_retrain()
+    retrain_check_after_commit()  # items the crowd just settled are new curated labels
     return {
         "method": method, "items": written, "votes": len(votes), "settled_by_consensus": settled,
         "alpha_per_class": alpha_by_slug,
         "message": f"{method} consensus over {written} imagettes from {len(votes)} votes",
     }
-
-
-def _maybe_retrain() -> None:
-    # Items the crowd just settled are new curated labels: enough of them start a training on their own.
-    from training.services.retrain import retrain_maybe_submit
-
-    try:
-        retrain_maybe_submit()
-    except Exception:  # the consensus is stored: a failed check must not fail its job
-        logging.getLogger(__name__).exception("automatic retraining check failed")
 
 
 def consensus_maybe_schedule(*, every: int) -> Job | None:

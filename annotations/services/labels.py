@@ -54,7 +54,7 @@ def label_decide(
     item.save(update_fields=["label_mask", "label_source", "label_agreement", "label_version", "queue_state"])
     if source in (Source.EXPERT, Source.PREDICTION):
         _predictions_reviewed(item.pk)
-    transaction.on_commit(_maybe_retrain, robust=True)
+    retrain_check_after_commit()
     item.refresh_from_db()
     return item
 
@@ -66,8 +66,14 @@ def _predictions_reviewed(imagette_id: int) -> None:
     predictions_mark_reviewed(imagette_id=imagette_id)
 
 
-def _maybe_retrain() -> None:
-    from training.services.retrain import retrain_maybe_submit
+def retrain_check_after_commit() -> None:
+    """New curated labels (an expert's decision, a consensus run): once they are committed, see whether enough
+    have come to start a training on their own. A failing check is logged and never fails the caller."""
+    transaction.on_commit(_retrain_maybe_submit, robust=True)
+
+
+def _retrain_maybe_submit() -> None:
+    from training.services.retrain import retrain_maybe_submit  # training sits above annotations
 
     retrain_maybe_submit()
 
