@@ -6,12 +6,17 @@ Everything here is import-safe before Django is configured: the benchmarks set t
 
 from __future__ import annotations
 
+import http.client
 import math
 import os
+import signal
+import socket
+import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -194,3 +199,89 @@ def load_line() -> str:
     if one > 0.5 * cpus:
         text += f"  WARNING: the machine is busy ({one:.1f} runnable on {cpus} cores); expect slower, noisier numbers"
     return text
+
+
+# --- Daphne ---------------------------------------------------------------------------------------------------
+@dataclass
+class Server:
+    procs: list[subprocess.Popen]
+    log_paths: list[Path]
+    base_url: str
+    listen_sock: socket.socket | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return "\n".join(p.read_text(errors="replace")[-chars:] for p in self.log_paths if p.exists())
+
+    def threads(self) -> list[int]:
+        out = []
+        for proc in self.procs:
+            try:
+                status = Path(f"/proc/{proc.pid}/status").read_text()
+                out.append(int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:"))))
+            except (OSError, StopIteration):
+                out.append(0)
+        return out
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                with suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        if self.listen_sock is not None:
+            self.listen_sock.close()
+
+
+def start_daphne(env: dict[str, str], log_dir: Path, *, servers: int = 1, port: int = 0) -> Server:
+    """Daphne on the platform's ASGI application with `env`, logging under `log_dir`: one process on `port` (0: a
+    free one), or `servers` processes accepting on one shared listening socket (--fd). Returns once /healthz
+    answers 200 and every process lives."""
+    port = port or free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    procs, logs = [], []
+    listen = None
+    if servers > 1:
+        listen = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listen.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listen.bind(("127.0.0.1", port))
+        listen.listen(1024)
+        listen.set_inheritable(True)
+    for s in range(servers):
+        if listen is None:
+            cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "eoplatform.asgi:application"]
+            pass_fds: tuple[int, ...] = ()
+        else:
+            cmd = [sys.executable, "-m", "daphne", "--fd", str(listen.fileno()), "eoplatform.asgi:application"]
+            pass_fds = (listen.fileno(),)
+        log_path = log_dir / f"daphne{s}.log"
+        with open(log_path, "ab") as handle:
+            procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT,
+                                          start_new_session=True, pass_fds=pass_fds))
+        logs.append(log_path)
+    server = Server(procs, logs, base_url, listen)
+    deadline = time.monotonic() + 60
+    while True:
+        with suppress(OSError, http.client.HTTPException):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            healthy = conn.getresponse().status == 200
+            conn.close()
+            if healthy:
+                # each process answers once it is up: give the others a moment, then check they live
+                time.sleep(1.0 if servers > 1 else 0)
+                if all(p.poll() is None for p in procs):
+                    return server
+        if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
+            tail = server.log_tail()
+            server.stop()
+            raise RuntimeError(f"daphne did not come up:\n{tail}")
+        time.sleep(0.2)

@@ -42,9 +42,6 @@ import os
 import random
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -58,12 +55,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     DEFAULT_PG,
     DEFAULT_REDIS,
-    REPO,
+    Server,
     clean_platform_env,
     django_close_connections,
     django_setup,
     exit_on_sigterm,
-    free_port,
     latency_row,
     load_line,
     machine_line,
@@ -72,6 +68,7 @@ from _common import (  # noqa: E402
     pg_copy,
     pg_create_database,
     pg_drop_database,
+    start_daphne,
     verdict,
 )
 
@@ -250,88 +247,6 @@ def load_data(args) -> Loaded:
         cursor.execute("VACUUM ANALYZE")
     out.seconds = time.perf_counter() - t_start
     return out
-
-
-# ================================================================================================================
-# Daphne
-# ================================================================================================================
-@dataclass
-class Server:
-    procs: list[subprocess.Popen]
-    log_paths: list[Path]
-    base_url: str
-    listen_sock: socket.socket | None = None
-
-    def log_tail(self, chars: int = 3000) -> str:
-        return "\n".join(p.read_text(errors="replace")[-chars:] for p in self.log_paths if p.exists())
-
-    def threads(self) -> list[int]:
-        out = []
-        for proc in self.procs:
-            try:
-                status = Path(f"/proc/{proc.pid}/status").read_text()
-                out.append(int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:"))))
-            except (OSError, StopIteration):
-                out.append(0)
-        return out
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                with suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
-        if self.listen_sock is not None:
-            self.listen_sock.close()
-
-
-def start_daphne(args, env: dict[str, str], log_dir: Path) -> Server:
-    """One Daphne on a port, or --servers processes accepting on one shared listening socket (--fd)."""
-    port = args.port or free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    procs, logs = [], []
-    listen = None
-    if args.servers > 1:
-        listen = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listen.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listen.bind(("127.0.0.1", port))
-        listen.listen(1024)
-        listen.set_inheritable(True)
-    for s in range(args.servers):
-        if listen is None:
-            cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "eoplatform.asgi:application"]
-            pass_fds: tuple[int, ...] = ()
-        else:
-            cmd = [sys.executable, "-m", "daphne", "--fd", str(listen.fileno()), "eoplatform.asgi:application"]
-            pass_fds = (listen.fileno(),)
-        log_path = log_dir / f"daphne{s}.log"
-        with open(log_path, "ab") as handle:
-            procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT,
-                                          start_new_session=True, pass_fds=pass_fds))
-        logs.append(log_path)
-    server = Server(procs, logs, base_url, listen)
-    import httpx
-
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                # each process answers once it is up: give the others a moment, then check they live
-                time.sleep(1.0 if args.servers > 1 else 0)
-                if all(p.poll() is None for p in procs):
-                    return server
-        except httpx.HTTPError:
-            pass
-        if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
-            tail = server.log_tail()
-            server.stop()
-            raise RuntimeError(f"daphne did not come up:\n{tail}")
-        time.sleep(0.2)
 
 
 # ================================================================================================================
@@ -936,7 +851,7 @@ def main(argv: list[str] | None = None) -> int:
             env["CRYOLABEL_HTTP_THREADS"] = str(args.http_threads)
         if args.consensus_every:
             env["CRYOLABEL_CONSENSUS_EVERY"] = str(args.consensus_every)
-        server = start_daphne(args, env, tmp)
+        server = start_daphne(env, tmp, servers=args.servers, port=args.port)
         print(f"daphne: {args.servers} process(es) at {server.base_url}, DEBUG=0, DATABASE_POOL_SIZE="
               f"{args.pool_size} per process, CRYOLABEL_HTTP_THREADS={args.http_threads or 'default'}; "
               f"broker/channels: {args.redis_url} prefix {prefix}")

@@ -38,14 +38,11 @@ import os
 import random
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
-from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,12 +50,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     DEFAULT_PG,
-    REPO,
+    Server,
     clean_platform_env,
     django_close_connections,
     django_setup,
     exit_on_sigterm,
-    free_port,
     latency_row,
     load_line,
     machine_line,
@@ -67,6 +63,7 @@ from _common import (  # noqa: E402
     pg_copy,
     pg_create_database,
     pg_drop_database,
+    start_daphne,
     verdict,
 )
 
@@ -185,52 +182,6 @@ def load_data(args) -> Loaded:
         cursor.execute("VACUUM ANALYZE")
     out.seconds = time.perf_counter() - t0
     return out
-
-
-# ================================================================================================================
-# Daphne
-# ================================================================================================================
-@dataclass
-class Server:
-    proc: subprocess.Popen
-    log_path: Path
-    port: int
-
-    def log_tail(self, chars: int = 3000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            with suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-
-
-def start_daphne(env: dict[str, str], log_dir: Path) -> Server:
-    port = free_port()
-    log_path = log_dir / "daphne.log"
-    with open(log_path, "ab") as handle:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "eoplatform.asgi:application"],
-            cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
-    server = Server(proc, log_path, port)
-    deadline = time.monotonic() + 60
-    while True:
-        with suppress(OSError, http.client.HTTPException):
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return server
-        if proc.poll() is not None or time.monotonic() > deadline:
-            tail = server.log_tail()
-            server.stop()
-            raise RuntimeError(f"daphne did not come up:\n{tail}")
-        time.sleep(0.2)
 
 
 # ================================================================================================================
