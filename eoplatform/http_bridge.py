@@ -46,7 +46,6 @@ class WsgiHttpBridge:
         if threads < 1:
             raise ValueError("the HTTP bridge needs at least one thread")
         self.wsgi_application = wsgi_application
-        self.threads = threads
         self.max_body_bytes = max_body_bytes
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="http")
 
