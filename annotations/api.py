@@ -119,19 +119,21 @@ class VoteListCreateApi(APIView):
         response.data["stats"] = annotator_stats(annotator=request.user)
         return response
 
-    @extend_schema(request=VoteInSerializer, responses={201: VoteOutSerializer})
+    @extend_schema(request=VoteInSerializer, responses={201: VoteOutSerializer, 200: VoteOutSerializer})
     def post(self, request):
+        """Vote on an imagette the queue gave you. The same vote sent again (a double click, a retried request)
+        answers 200 with the stored vote; a different one on the same item answers 409 (amend it with PATCH)."""
         data = VoteInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            vote = vote_submit(
+            vote, created = vote_submit(
                 annotator=request.user, imagette_id=data.validated_data["imagette"],
                 label_mask=selectors.slugs_to_mask(data.validated_data["labels"]),
                 seconds=data.validated_data.get("seconds"), suggested=data.validated_data["suggested"],
             )
         except VoteRefused as refused:
             return Response(refused.as_dict(), status=refused.status)
-        return Response(VoteOutSerializer(vote).data, status=status.HTTP_201_CREATED)
+        return Response(VoteOutSerializer(vote).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class VoteDetailApi(APIView):

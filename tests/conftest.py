@@ -67,6 +67,28 @@ def client_as(api_client):
     return _as
 
 
+def cast_vote(annotator, item, label_mask: int, **kwargs):
+    """Vote as the labelling page does, on an item the test chose: the queue leases it to the annotator first
+    (counted against the item's k when it is open with room), then the vote goes through `vote_submit`."""
+    from datetime import timedelta
+
+    from django.db.models import F
+    from django.utils import timezone
+
+    from annotations.models import Assignment, Imagette
+    from annotations.services.votes import vote_submit
+
+    imagette_id = getattr(item, "pk", item)
+    row = Imagette.objects.get(pk=imagette_id)
+    counts = row.queue_state == "open" and row.vote_count + row.reserved_count < settings.CRYOLABEL_VOTES_PER_ITEM
+    Assignment.objects.create(imagette_id=imagette_id, annotator=annotator, counted=counts,
+                              expires_at=timezone.now() + timedelta(hours=1))
+    if counts:
+        Imagette.objects.filter(pk=imagette_id).update(reserved_count=F("reserved_count") + 1)
+    vote, _ = vote_submit(annotator=annotator, imagette_id=imagette_id, label_mask=label_mask, **kwargs)
+    return vote
+
+
 def run_async(coroutine):
     """asyncio.run in a thread of its own: the browser tests' Playwright keeps a loop running here."""
     import asyncio

@@ -44,6 +44,10 @@ class Imagette(models.Model):
     queue_state = models.CharField(max_length=10, choices=QueueState.choices, default=QueueState.OPEN)
     vote_count = models.PositiveIntegerField(default=0)
     reserved_count = models.PositiveIntegerField(default=0, help_text="Active assignments (leases).")
+    # How much the crowd's label would teach the active model (its prediction's entropy): among fresh items the
+    # queue hands out the least certain first. Kept on the row, by the inference layer through
+    # annotations.services.votes.queue_priority_set, so that the queue walks one index of its own table.
+    queue_priority = models.FloatField(default=0.0, db_default=0.0)
 
     # The current settled label, kept by annotations.services.labels; history in LabelDecision.
     label_mask = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -58,6 +62,9 @@ class Imagette(models.Model):
         indexes = [
             # The crowd queue: open items, closest to completion first.
             models.Index(fields=["queue_state", "-vote_count", "id"], name="imagette_queue"),
+            # Fresh items (no counted vote yet), least certain first: the queue's last tier.
+            models.Index(fields=["-queue_priority", "id"], condition=models.Q(queue_state="open", vote_count=0),
+                         name="imagette_fresh_queue"),
             models.Index(fields=["label_source", "label_agreement"], name="imagette_settled"),
             models.Index(fields=["center_lat", "center_lon"], name="imagette_centre"),
             # Items with all their votes and no label yet: counted after each completing vote (consensus scheduling).

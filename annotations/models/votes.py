@@ -27,16 +27,24 @@ class Vote(models.Model):
 
 class Assignment(models.Model):
     """An imagette handed to an annotator by the queue, held for them until it expires, so that
-    concurrent annotators never take more than k votes' worth of one item."""
+    concurrent annotators never take more than k votes' worth of one item.
+
+    An expired assignment is released (no longer `counted` against the item's k) but kept for a day: it is
+    the record that the queue gave this item to this annotator, so a late vote on it can still count when the
+    item has room, and the queue does not hand it to them again meanwhile. A vote removes it."""
 
     imagette = models.ForeignKey("annotations.Imagette", on_delete=models.CASCADE, related_name="assignments")
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
     expires_at = models.DateTimeField(db_index=True)
-    counted = models.BooleanField(default=True, help_text="Reserves one of the item's k votes.")
+    counted = models.BooleanField(default=True, help_text="Reserves one of the item's k votes (until released).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["annotator", "imagette"], name="one_assignment_per_pair")]
+        indexes = [
+            # Leases still reserving a vote, by expiry: what the release looks up.
+            models.Index(fields=["expires_at"], condition=models.Q(counted=True), name="assignment_reserving"),
+        ]
 
     def __str__(self) -> str:
         return f"assignment {self.imagette_id}→{self.annotator_id} until {self.expires_at:%H:%M:%S}"

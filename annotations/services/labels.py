@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Case, F, FloatField, PositiveSmallIntegerField, Value, When
 from django.utils import timezone
 
 from annotations.models import Consensus, GoldLabel, Imagette, LabelDecision
@@ -111,16 +111,23 @@ def consensus_store(results: Iterable, *, method: str) -> int:
             update, ["label_mask", "method", "agreement", "probabilities", "n_votes", "computed_at"], batch_size=1000
         )
         written = len(create) + len(update)
-        # The crowd settles only items whose k votes are in and that nothing stronger settled.
-        settle = {r.item_id: r for r in results}
-        items = Imagette.objects.filter(
-            pk__in=list(settle), queue_state=Imagette.QueueState.COMPLETE,
-            label_source__in=[Source.NONE, Source.CONSENSUS],
-        )
-        changed = []
-        for item in items:
-            r = settle[item.pk]
-            item.label_mask, item.label_source, item.label_agreement = r.label_mask, Source.CONSENSUS, r.agreement
-            changed.append(item)
-        Imagette.objects.bulk_update(changed, ["label_mask", "label_source", "label_agreement"], batch_size=1000)
+        # The crowd settles only items whose k votes are in and that nothing stronger settled. Which write wins:
+        # an expert's (or an imported or accepted) label, always, whatever the timing. So the condition is part
+        # of the UPDATE itself rather than read beforehand: on PostgreSQL a row an expert decision holds makes
+        # this statement wait, and once that decision commits the row is checked again (READ COMMITTED
+        # re-evaluates the WHERE on the new row version) and skipped; a decision that comes after this statement
+        # simply overwrites the consensus (expert over crowd). SQLite serialises the two writers.
+        settle = sorted(results, key=lambda r: r.item_id)
+        for start in range(0, len(settle), 500):
+            batch = settle[start:start + 500]
+            Imagette.objects.filter(
+                pk__in=[r.item_id for r in batch], queue_state=Imagette.QueueState.COMPLETE,
+                label_source__in=[Source.NONE, Source.CONSENSUS],
+            ).update(
+                label_source=Source.CONSENSUS,
+                label_mask=Case(*[When(pk=r.item_id, then=Value(r.label_mask)) for r in batch],
+                                output_field=PositiveSmallIntegerField()),
+                label_agreement=Case(*[When(pk=r.item_id, then=Value(r.agreement)) for r in batch],
+                                     output_field=FloatField()),
+            )
     return written

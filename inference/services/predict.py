@@ -33,6 +33,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 
 from annotations.models import Imagette
+from annotations.services.votes import queue_priority_set
 from inference.models import Prediction
 from jobs.models import Job
 from jobs.services import JobReporter
@@ -170,6 +171,9 @@ def predictions_store(*, version: ModelVersion, rows: Sequence[Mapping[str, Any]
         Prediction.objects.bulk_create(
             predictions, update_conflicts=True, unique_fields=["imagette", "model_version"], update_fields=_REWRITTEN,
         )  # fmt: skip
+        if version.is_active:
+            # The crowd queue hands out the fresh items the active model is least sure of first.
+            queue_priority_set({p.imagette_id: p.entropy for p in predictions})
     return len(predictions)
 
 
@@ -181,7 +185,11 @@ def predictions_make_current(version: ModelVersion) -> int:
         (Prediction.objects.filter(imagette_id__in=replaced.values("imagette_id"), is_current=True,
                                    model_version__network=version.network)
          .exclude(model_version=version).update(is_current=False))  # fmt: skip
-        return replaced.update(is_current=True)
+        changed = replaced.update(is_current=True)
+        if version.is_active:
+            queue_priority_set(dict(Prediction.objects.filter(model_version=version).values_list("imagette_id",
+                                                                                                  "entropy")))
+        return changed
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from accounts.roles import Role
+from tests.conftest import cast_vote
 from tests.e2e.conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.services]
@@ -25,7 +26,6 @@ def crowd(platform_imagettes, make_user):
     from annotations.models import Consensus
     from annotations.selectors import slugs_to_mask
     from annotations.services.consensus_run import consensus_run
-    from annotations.services.votes import vote_submit
 
     annotators = [make_user(Role.ANNOTATOR, f"crowd{i}") for i in range(3)]
     items = platform_imagettes[:10]
@@ -33,7 +33,7 @@ def crowd(platform_imagettes, make_user):
     for item in items:
         votes = DISAGREE if item == disagree else SPLIT if item == split else [UNANIMOUS] * 3
         for annotator, labels in zip(annotators, votes, strict=True):
-            vote_submit(annotator=annotator, imagette_id=item.pk, label_mask=slugs_to_mask(labels))
+            cast_vote(annotator, item, slugs_to_mask(labels))
     result = consensus_run(method="majority")
     assert result["items"] == 10
     agreement = dict(Consensus.objects.values_list("imagette_id", "agreement"))

@@ -6,7 +6,7 @@ from django.test import override_settings
 from accounts.roles import Role
 from annotations.models import GoldLabel, Imagette, LabelDecision, Vote
 from annotations.services.consensus_run import consensus_run
-from annotations.services.votes import vote_submit
+from tests.conftest import cast_vote
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
@@ -78,7 +78,7 @@ def test_anonymous_and_wrong_roles(api_client, client_as, ingested, annotator, e
 def test_expert_overrides_consensus_and_races_are_refused(client_as, ingested, make_user, expert):
     item = ingested[0]
     for i, mask in enumerate((0b1, 0b1, 0b10)):
-        vote_submit(annotator=make_user(Role.ANNOTATOR, f"a{i}"), imagette_id=item.pk, label_mask=mask)
+        cast_vote(make_user(Role.ANNOTATOR, f"a{i}"), item, mask)
     consensus_run(method="majority")
     item.refresh_from_db()
     assert item.label_source == "consensus" and item.label_mask == 0b1
@@ -127,6 +127,6 @@ def test_consensus_is_scheduled_after_every_n_completed_items(ingested, make_use
     with django_capture_on_commit_callbacks(execute=True):
         for item in ingested[:2]:
             for voter in voters:
-                vote_submit(annotator=voter, imagette_id=item.pk, label_mask=1)
+                cast_vote(voter, item, 1)
     job = Job.objects.get(kind="consensus")
     assert "2 imagettes completed" in job.reason

@@ -17,6 +17,7 @@ from annotations.services.votes import (
     next_items,
     vote_submit,
 )
+from tests.conftest import cast_vote
 
 pytestmark = pytest.mark.django_db
 NO_GOLD = override_settings(CRYOLABEL_GOLD_RATE=0.0, CRYOLABEL_VOTES_PER_ITEM=3)
@@ -31,8 +32,8 @@ def test_queue_prefers_items_closest_to_completion(ingested, make_user):
     a, b, c = crowd(make_user, 3)
     first, second = ingested[0], ingested[1]
     for voter in (a, b):
-        vote_submit(annotator=voter, imagette_id=second.pk, label_mask=1)
-    vote_submit(annotator=a, imagette_id=first.pk, label_mask=1)
+        cast_vote(voter, second, 1)
+    cast_vote(a, first, 1)
     assert next_items(annotator=c)[0].pk == second.pk  # two votes in: closest to its k
 
 
@@ -47,7 +48,7 @@ def test_never_more_than_k_votes_and_never_twice(ingested, make_user):
         vote_submit(annotator=voter, imagette_id=got.pk, label_mask=0b11)
     item.refresh_from_db()
     assert item.vote_count == 3 and item.queue_state == Imagette.QueueState.COMPLETE and item.reserved_count == 0
-    with pytest.raises(VoteRefused, match="already has its 3 votes"):
+    with pytest.raises(VoteRefused, match="the queue did not give you this imagette"):
         vote_submit(annotator=make_user(Role.ANNOTATOR, "late"), imagette_id=item.pk, label_mask=1)
     with pytest.raises(VoteRefused, match="already voted"):
         vote_submit(annotator=voters[0], imagette_id=held[0].pk, label_mask=1)
@@ -113,6 +114,6 @@ def test_gold_items_are_mixed_in_and_served_once(ingested, annotator, admin_user
 @NO_GOLD
 def test_stats_count_and_pace(ingested, annotator):
     for item in ingested[:4]:
-        vote_submit(annotator=annotator, imagette_id=item.pk, label_mask=1, seconds=2.0)
+        cast_vote(annotator, item, 1, seconds=2.0)
     stats = annotator_stats(annotator=annotator)
     assert stats["total"] == 4 and stats["today"] == 4 and stats["recent"] == 4 and stats["per_minute"] > 0

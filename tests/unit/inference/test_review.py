@@ -28,9 +28,11 @@ from accounts.roles import Role
 from annotations.models import Imagette, LabelDecision
 from annotations.selectors import slugs_to_mask
 from annotations.services.labels import LabelConflict, label_decide
+from annotations.services.votes import queue_priority_set
 from inference.models import Prediction
 from inference.services.review import ReviewError, review_accept, review_correct, review_next
 from jobs.models import Job
+from tests.conftest import cast_vote
 from training.models import ModelVersion, Snapshot, SnapshotItem
 from training.services.snapshots import snapshot_create
 
@@ -80,6 +82,8 @@ def _version(number: int, *, active: bool, snapshot: Snapshot | None = None) -> 
 def _predict(version, item, *, entropy, margin=0.5, confidence=0.5, mi=None, disagrees=False, mask=1,
              current=True, reviewed=False) -> Prediction:
     probabilities = [round(0.9 if mask >> i & 1 else 0.05, 4) for i in range(10)]
+    if version.is_active and current:
+        queue_priority_set({item.pk: entropy})  # as predictions_store does for the active version
     return Prediction.objects.create(
         imagette=item, model_version=version, probabilities=probabilities, label_mask=mask,
         top1=max(range(10), key=lambda i: probabilities[i]), confidence=confidence, entropy=entropy, margin=margin,
@@ -382,7 +386,7 @@ def test_crowd_queue_prefers_uncertain_items_once_a_model_is_active(db, make_use
     # Without a model: closest to completion, then by id.
     assert [i.pk for i in next_items(annotator=crowd[0], count=2)] == [items["n1"].pk, items["n2"].pk]
     for name in ("n1", "n2"):
-        vote_submit(annotator=crowd[0], imagette_id=items[name].pk, label_mask=1)
+        vote_submit(annotator=crowd[0], imagette_id=items[name].pk, label_mask=1)  # leased just above
 
     version = _version(1, active=True)
     for name, entropy in (("n3", 0.2), ("n4", 0.9), ("n5", 0.5)):
@@ -459,7 +463,6 @@ def test_crowd_consensus_counts_towards_retraining(db, make_user, django_capture
     """A consensus run that settles 3 items (above the snapshot's agreement threshold) starts a training; the
     snapshot already held 2 consensus labels, which are not new."""
     from annotations.services.consensus_run import consensus_run
-    from annotations.services.votes import vote_submit
 
     items = list(_imagettes(["k1", "k2", "k3", "k4", "k5"]).values())
     Imagette.objects.filter(pk__in=[items[0].pk, items[1].pk]).update(
@@ -469,12 +472,12 @@ def test_crowd_consensus_counts_towards_retraining(db, make_user, django_capture
     with django_capture_on_commit_callbacks(execute=True):
         for item in items[2:4]:
             for annotator in crowd:
-                vote_submit(annotator=annotator, imagette_id=item.pk, label_mask=0b10)
+                cast_vote(annotator, item, 0b10)
         consensus_run(method="majority")
     assert not Job.objects.exists()  # 2 new consensus labels
     with django_capture_on_commit_callbacks(execute=True):
         for annotator in crowd:
-            vote_submit(annotator=annotator, imagette_id=items[4].pk, label_mask=0b10)
+            cast_vote(annotator, items[4], 0b10)
         consensus_run(method="majority")
     job = Job.objects.get()
     assert job.reason == "auto: 3 new curated labels since snapshot #5 (CRYOLABEL_RETRAIN_AFTER=3)"
