@@ -6,6 +6,7 @@ urlpatterns = [
     path("imagettes/", api.ImagetteListApi.as_view(), name="imagette-list"),
     path("imagettes/<int:pk>/", api.ImagetteDetailApi.as_view(), name="imagette-detail"),
     path("imagettes/<int:pk>/preview/", api.ImagettePreviewApi.as_view(), name="imagette-preview"),
+    path("imagettes/<int:pk>/pixels/", include("annotations.api_pixels")),
     path("imagettes/<int:pk>/votes/", api.ImagetteVotesApi.as_view(), name="imagette-votes"),
     path("imagettes/<int:pk>/decision/", api.DecisionApi.as_view(), name="imagette-decision"),
     path("imagettes/<int:pk>/gold/", api.GoldApi.as_view(), name="imagette-gold"),
