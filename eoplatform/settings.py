@@ -257,6 +257,11 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # Items per forward pass of a prediction job; 0: 256 on a GPU, 64 on a CPU.
 CRYOLABEL_PREDICT_BATCH = int(os.environ.get("CRYOLABEL_PREDICT_BATCH", "0"))
 
+# --- exports ----------------------------------------------------------------------------------
+# Exports under MEDIA_ROOT/exports keep their files for the latest N of each format; older ones are pruned
+# (row kept, download 410 with the reason). 0 = keep every export.
+CRYOLABEL_EXPORTS_KEEP = max(0, int(os.environ.get("CRYOLABEL_EXPORTS_KEEP", "3")))
+
 # --- leaflet ----------------------------------------------------------------------------------
 LEAFLET_CONFIG = {"TILES": [], "NO_GLOBALS": False, "RESET_VIEW": False}
 

@@ -1,5 +1,6 @@
 """Exports over HTTP: start one (a job on the cpu queue), list them, download one as a zip streamed while it is
-built. Everything needs the `export` capability."""
+built. Everything needs the `export` capability (admins). A snapshot already exported in a format, or an export
+job already queued for the same thing, answers 409 naming it instead of writing it again."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from training.services.export import (
     export_location,
     export_zip_chunks,
 )
+from training.services.export_retention import ExportExists, export_existing, export_job_pending
 
 CanExport = HasCapability("export")
 
@@ -32,8 +34,9 @@ CanExport = HasCapability("export")
 class ExportRequestSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=list(FORMATS))
     snapshot = serializers.IntegerField(required=False, allow_null=True,
-                                        help_text="Snapshot id; leave it out to export a new snapshot of the "
-                                                  "current curated set.")
+                                        help_text="Snapshot id; leave it out to export the current curated "
+                                                  "set (its latest snapshot when no settled label changed since, "
+                                                  "else a new one).")
 
     def validate_snapshot(self, value):
         if value is None:
@@ -55,14 +58,21 @@ class ExportSerializer(serializers.ModelSerializer):
     class Meta:
         model = Export
         fields = ["id", "number", "kind", "format", "snapshot", "snapshot_number", "items", "files", "size_bytes",
-                  "counts", "card", "job", "created_by", "created_at", "download", "available"]
+                  "counts", "card", "job", "created_by", "created_at", "download", "available", "pruned_at",
+                  "pruned_reason"]
         read_only_fields = fields
 
     def get_download(self, export: Export) -> str:
         return f"/api/v1/exports/{export.pk}/download/"
 
     def get_available(self, export: Export) -> bool:
-        return export_location(export).is_dir()
+        return export.pruned_at is None and export_location(export).is_dir()
+
+
+class ExportConflictSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    export = ExportSerializer(required=False, help_text="The export that already holds this snapshot and format.")
+    job = serializers.IntegerField(required=False, help_text="The export job already queued or running for it.")
 
 
 class ExportListApi(APIView):
@@ -73,13 +83,25 @@ class ExportListApi(APIView):
         exports = Export.objects.select_related("snapshot", "created_by")[:200]
         return Response(ExportSerializer(exports, many=True).data)
 
-    @extend_schema(request=ExportRequestSerializer, responses={202: JobDetailSerializer})
+    @extend_schema(request=ExportRequestSerializer,
+                   responses={202: JobDetailSerializer, 409: ExportConflictSerializer})
     def post(self, request):
         data = ExportRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        params = {"format": data.validated_data["format"], "kind": "imagettes"}
-        if data.validated_data.get("snapshot") is not None:
-            params["snapshot"] = data.validated_data["snapshot"]
+        fmt, snapshot = data.validated_data["format"], data.validated_data.get("snapshot")
+        params = {"format": fmt, "kind": "imagettes"}
+        if snapshot is not None:
+            params["snapshot"] = snapshot
+            existing = export_existing(snapshot=snapshot, fmt=fmt)
+            if existing is not None:
+                return Response({"detail": str(ExportExists(existing)), "export": ExportSerializer(existing).data},
+                                status=status.HTTP_409_CONFLICT)
+        pending = export_job_pending(fmt=fmt, snapshot_id=snapshot)
+        if pending is not None:
+            what = f"snapshot id {snapshot}" if snapshot is not None else "the current curated set"
+            return Response({"detail": f"an export of {what} as {fmt} is already {pending.state}: job "
+                                       f"#{pending.pk}; its download link appears when it ends", "job": pending.pk},
+                            status=status.HTTP_409_CONFLICT)
         job = job_submit(kind="export", params=params, created_by=request.user,
                          reason=f"Export pressed by {request.user.username}")
         return Response(JobDetailSerializer(job).data, status=status.HTTP_202_ACCEPTED)
@@ -97,7 +119,8 @@ class ExportDownloadApi(APIView):
     permission_classes = [CanExport]
 
     @extend_schema(responses={(200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY),
-                              410: OpenApiResponse(description="the export's files are gone")})
+                              410: OpenApiResponse(description="the export's files are gone (pruned by the "
+                                                               "CRYOLABEL_EXPORTS_KEEP quota, or removed): why")})
     def get(self, request, pk: int):
         export = get_object_or_404(Export, pk=pk)
         try:

@@ -46,7 +46,7 @@ class ExportParams(serializers.Serializer):
 def export_job(job: Job, reporter: JobReporter, *, out: str | None = None) -> dict:
     """Write the export under MEDIA_ROOT/exports (where its download finds it); only the command line, which
     runs the job in its own process, passes `out`: a job sent to a worker never writes elsewhere."""
-    from training.services.export import export_create
+    from training.services.export import ExportExists, export_create
 
     params = ExportParams(data=job.params)
     params.is_valid(raise_exception=True)
@@ -56,13 +56,21 @@ def export_job(job: Job, reporter: JobReporter, *, out: str | None = None) -> di
     def progress(done: int, total: int) -> None:
         reporter.progress(0.99 * done / max(total, 1), f"{done} of {total} imagettes written")
 
-    export = export_create(fmt=data["format"], kind=data["kind"], out=out, snapshot_id=data.get("snapshot"),
-                           created_by=job.created_by, job=job, progress=progress)
-    return {"export": export.pk, "number": export.number, "snapshot": export.snapshot_id, "format": export.format,
-            "items": export.items, "size_bytes": export.size_bytes, "path": export.path,
-            "download": f"/api/v1/exports/{export.pk}/download/",
+    try:
+        export = export_create(fmt=data["format"], kind=data["kind"], out=out, snapshot_id=data.get("snapshot"),
+                               created_by=job.created_by, job=job, progress=progress)
+    except ExportExists as exists:
+        # Nothing new to write: the job answers with the export that already holds this snapshot and format.
+        return {**_export_result(exists.export), "existing": True, "message": f"nothing written: {exists}"}
+    return {**_export_result(export), "existing": False,
             "message": f"export #{export.number}: {export.items} imagettes of snapshot #{export.snapshot.number} "
                        f"as {export.format}"}
+
+
+def _export_result(export) -> dict:
+    return {"export": export.pk, "number": export.number, "snapshot": export.snapshot_id, "format": export.format,
+            "items": export.items, "size_bytes": export.size_bytes, "path": export.path,
+            "download": f"/api/v1/exports/{export.pk}/download/"}
 
 
 @shared_task(bind=True, name="training.export", queue="cpu")

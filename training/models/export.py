@@ -3,9 +3,11 @@ from django.db import models
 
 
 class Export(models.Model):
-    """A curated snapshot written out in one format: numbered, immutable (no service updates it), made by a
-    job. Its files are a folder (`path`, relative to MEDIA_ROOT when it lies there, else absolute); the
-    download zips that folder on the fly. `card` is the dataset card the folder carries."""
+    """A curated snapshot written out in one format: numbered, made by a job. Its files are a folder (`path`,
+    relative to MEDIA_ROOT when it lies there, else absolute); the download zips that folder on the fly. `card`
+    is the dataset card the folder carries. The only change a row ever sees is its pruning: beyond the latest
+    CRYOLABEL_EXPORTS_KEEP exports of a format under MEDIA_ROOT/exports, the oldest lose their files and keep
+    their row, with when and why (the download then answers 410 with that reason)."""
 
     class Format(models.TextChoices):
         IMAGEFOLDER = "imagefolder", "ImageFolder (class folders per split)"
@@ -26,6 +28,8 @@ class Export(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    pruned_at = models.DateTimeField(null=True, blank=True, help_text="When its files were removed (quota).")
+    pruned_reason = models.CharField(max_length=300, blank=True, default="", help_text="Why its files were removed.")
 
     class Meta:
         ordering = ["-number"]

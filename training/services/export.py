@@ -43,6 +43,19 @@ from django.utils import timezone
 
 from annotations.wv_classes import SLUGS, WV_CLASSES
 from training.models import Export, Snapshot, SnapshotItem
+from training.services.export_crowd import CONSENSUS_NAME, VOTES_NAME, crowd_files_write
+from training.services.export_retention import (
+    ExportExists,
+    export_existing,
+    export_location,
+    exports_prune,
+    exports_root,
+    exports_sweep_pruning,
+    snapshot_latest_if_unchanged,
+)
+
+__all__ = ["FORMATS", "ExportError", "ExportExists", "export_create", "export_location", "export_write",
+           "exports_root"]
 
 FORMATS: tuple[str, ...] = tuple(Export.Format.values)
 KINDS_AVAILABLE = ("imagettes",)
@@ -96,13 +109,17 @@ def export_destination_check(out: str | Path) -> Path:
     return out
 
 
-def export_snapshot(*, snapshot_id: int | None = None, created_by=None) -> Snapshot:
-    """The snapshot asked for, or a new one of the current curated set; refused when it is empty."""
+def export_snapshot(*, snapshot_id: int | None = None, created_by=None) -> tuple[Snapshot, bool]:
+    """The snapshot asked for; else the latest one when the curated set has not changed since it was made;
+    else a new one of the current curated set. Refused when it is empty. Returns it and whether it was made
+    for this export."""
     if snapshot_id is not None:
         try:
             snapshot = Snapshot.objects.get(pk=snapshot_id)
         except Snapshot.DoesNotExist:
             raise ExportError(f"there is no snapshot {snapshot_id}") from None
+    elif (unchanged := snapshot_latest_if_unchanged()) is not None:
+        return unchanged, False
     else:
         # Imported here: the snapshot service pulls in the crowd-consensus stack, which an export of a
         # named snapshot never needs.
@@ -112,19 +129,10 @@ def export_snapshot(*, snapshot_id: int | None = None, created_by=None) -> Snaps
             snapshot = snapshot_create(created_by=created_by, note="made for an export")
         except SnapshotError as exc:
             raise ExportError(f"nothing to export: {exc}") from None
+        return snapshot, True
     if not SnapshotItem.objects.filter(snapshot=snapshot).exists():
         raise ExportError(f"snapshot #{snapshot.number} is empty: nothing to export")
-    return snapshot
-
-
-def exports_root() -> Path:
-    return Path(settings.MEDIA_ROOT) / "exports"
-
-
-def export_location(export: Export) -> Path:
-    """The folder of an export on this machine."""
-    path = Path(export.path)
-    return path if path.is_absolute() else Path(settings.MEDIA_ROOT) / path
+    return snapshot, False
 
 
 # --- the whole thing ----------------------------------------------------------------------------------------
@@ -151,6 +159,7 @@ def exports_sweep_partials(*, older_than: float = PARTIAL_STALE_SECONDS) -> list
             if scratch.is_dir() and scratch.stat().st_mtime < cutoff:
                 shutil.rmtree(scratch)
                 removed.append(scratch)
+    exports_sweep_pruning()
     return removed
 
 
@@ -159,7 +168,9 @@ def export_create(
     created_by=None, job=None, progress: Progress | None = None,
 ) -> Export:
     """Check, pick the snapshot (or make one), write the folder, record the Export row. Without `out`, the
-    export goes under MEDIA_ROOT/exports/ (where the download finds it)."""
+    export goes under MEDIA_ROOT/exports/ (where the download finds it), at most once per snapshot and format
+    (ExportExists names the one that holds it), and the oldest exports of the format beyond
+    CRYOLABEL_EXPORTS_KEEP lose their files (export_retention)."""
     if kind in KINDS_LATER:
         raise ExportError(f"exporting {kind} is not available yet; this platform exports: imagettes")
     if kind not in KINDS_AVAILABLE:
@@ -168,26 +179,34 @@ def export_create(
         raise ExportError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     # The destination is checked before a snapshot is made, so a bad path leaves nothing behind.
     destination = export_destination_check(out) if out is not None else None
-    snapshot = export_snapshot(snapshot_id=snapshot_id, created_by=created_by)
+    managed = destination is None
+    snapshot, made = export_snapshot(snapshot_id=snapshot_id, created_by=created_by)
+    if managed and not made and (existing := export_existing(snapshot=snapshot, fmt=fmt, kind=kind)) is not None:
+        raise ExportExists(existing, reused_snapshot=snapshot_id is None)
     result = None
     try:
-        if destination is None:
+        if managed:
             exports_root().mkdir(parents=True, exist_ok=True)
             exports_sweep_partials()
             stamp = timezone.now().strftime("%Y%m%dT%H%M%S")
             tag = f"job{job.pk}" if job is not None else os.urandom(3).hex()
             destination = export_destination_check(exports_root() / f"snapshot{snapshot.number}-{fmt}-{stamp}-{tag}")
         result = export_write(snapshot=snapshot, fmt=fmt, out=destination, progress=progress)
-        return _export_record(result=result, snapshot=snapshot, fmt=fmt, kind=kind, job=job, created_by=created_by)
+        export = _export_record(result=result, snapshot=snapshot, fmt=fmt, kind=kind, job=job, created_by=created_by,
+                                managed=managed, reused_snapshot=not made and snapshot_id is None)
     except BaseException:
         if result is not None:
             shutil.rmtree(result.path, ignore_errors=True)
-        if snapshot_id is None:
+        if made:
             snapshot.delete()  # made for this export alone: a failed export leaves no snapshot behind
         raise
+    if managed:
+        exports_prune(fmt=fmt)
+    return export
 
 
-def _export_record(*, result: ExportResult, snapshot: Snapshot, fmt: str, kind: str, job, created_by) -> Export:
+def _export_record(*, result: ExportResult, snapshot: Snapshot, fmt: str, kind: str, job, created_by,
+                   managed: bool = False, reused_snapshot: bool = False) -> Export:
     media = Path(settings.MEDIA_ROOT).absolute()
     path = str(result.path.relative_to(media)) if result.path.is_relative_to(media) else str(result.path)
     user = created_by if created_by is not None and getattr(created_by, "is_authenticated", False) else None
@@ -196,6 +215,13 @@ def _export_record(*, result: ExportResult, snapshot: Snapshot, fmt: str, kind: 
         number = (Export.objects.aggregate(n=Max("number"))["n"] or 0) + 1
         try:
             with transaction.atomic():
+                if managed:
+                    # Two jobs exporting the same snapshot and format at once: the snapshot's row lock lets the
+                    # first record its export; the second finds it here and its folder is removed by the caller.
+                    Snapshot.objects.select_for_update().filter(pk=snapshot.pk).first()
+                    existing = export_existing(snapshot=snapshot, fmt=fmt, kind=kind)
+                    if existing is not None:
+                        raise ExportExists(existing, reused_snapshot=reused_snapshot)
                 return Export.objects.create(
                     number=number, kind=kind, snapshot=snapshot, format=fmt, path=path, items=result.items,
                     files=result.files, size_bytes=result.size_bytes, counts=result.card["counts"], card=result.card,
@@ -342,6 +368,7 @@ class _ExportWriter:
         self.stats = _Stats()
         self.items = self.files = self.size_bytes = 0
         self.card: dict[str, Any] = {}
+        self.crowd = None
         self.collection_id = f"cryolabel-snapshot-{snapshot.number}-imagettes"
 
     # files ---------------------------------------------------------------------------------------------------
@@ -418,6 +445,9 @@ class _ExportWriter:
         self._count_file(self.root / MANIFEST_NAME)
         if stac:
             self._count_file(self.root / STAC_LABELS)
+        self.crowd = crowd_files_write(root=self.root_str, snapshot=self.snapshot)
+        self.files += self.crowd.files
+        self.size_bytes += self.crowd.size_bytes
         self.card = self._card()
         self._put(CARD_JSON, json.dumps(self.card, indent=2, ensure_ascii=False).encode())
         self._put(CARD_MD, _card_markdown(self.card).encode())
@@ -511,6 +541,10 @@ class _ExportWriter:
                              "title": "one row per imagette: file, labels, split, agreement, ..."},
                 "dataset_card": {"href": f"./{CARD_JSON}", "type": "application/json", "roles": ["metadata"],
                                  "title": "dataset card"},
+                "votes": {"href": f"./{VOTES_NAME}", "type": "text/csv", "roles": ["metadata"],
+                          "title": "every crowd vote on these imagettes (pseudonymous annotators)"},
+                "consensus": {"href": f"./{CONSENSUS_NAME}", "type": "text/csv", "roles": ["metadata"],
+                              "title": "the crowd consensus of each imagette that has one"},
             },
         }
         head = json.dumps(collection, ensure_ascii=False)[:-1]
@@ -527,6 +561,24 @@ class _ExportWriter:
         self._count_file(target)
 
     # the dataset card ----------------------------------------------------------------------------------------
+    def _files(self) -> dict[str, str]:
+        """The files at the top of the export, and what each holds."""
+        files = {
+            MANIFEST_NAME: "one row per imagette: its file, classes, split, agreement, label source, time, place",
+            VOTES_NAME: "every crowd vote on the exported imagettes, annotators pseudonymous (see 'crowd')",
+            CONSENSUS_NAME: "the crowd consensus (classes, method, agreement) of each exported imagette that has one",
+            CARD_JSON: "this dataset card", CARD_MD: "this dataset card, for people",
+        }
+        if self.fmt == Export.Format.STAC:
+            files |= {"collection.json": "the STAC Collection, linking every Item",
+                      "items/": "one STAC Item per imagette", STAC_LABELS: "the classes of every Item, as features",
+                      "images/": "one GeoTIFF per imagette"}
+        elif self.fmt == Export.Format.CSV:
+            files["images/"] = "one GeoTIFF per imagette"
+        else:
+            files["train/, val/, test/"] = "one folder per class in each split, one GeoTIFF per imagette"
+        return files
+
     def _card(self) -> dict[str, Any]:
         snap = self.snapshot
         layout = {
@@ -577,6 +629,8 @@ class _ExportWriter:
             },
             "manifest": {"file": MANIFEST_NAME, "columns": list(MANIFEST_COLUMNS),
                          "labels": f"class slugs joined with '{LABEL_SEPARATOR}'"},
+            "files": self._files(),
+            "crowd": self.crowd.card(),
             "loading": LOADER_SNIPPET,
             "reimport": "python manage.py ingest <this folder> reads manifest.csv and restores every item's classes",
         }
@@ -614,18 +668,49 @@ def _card_markdown(card: dict[str, Any]) -> str:
               f"| of which multi-label | | {multi['train']} | {multi['val']} | {multi['test']} | "
               f"{sum(multi.values())} |", "",
               "Label sources: " + ", ".join(f"{k} {v}" for k, v in counts["per_label_source"].items()), "",
-              "## Agreement", "",
-              f"{agreement['items_with_agreement']} imagettes carry a crowd agreement (mean {agreement['mean']}, "
-              f"min {agreement['min']}, max {agreement['max']}); {agreement['items_without']} have labels that "
-              "were imported, decided by an expert or accepted from a prediction. Mean per split: "
-              + ", ".join(f"{k} {v}" for k, v in agreement["mean_per_split"].items()) + ".", "",
+              "## Agreement", "", _agreement_text(agreement), "",
               "## Pixels", "", f"{card['pixels']['file']}. {card['pixels']['values']}.", "",
               f"Why: {card['pixels']['why']}.", "",
+              "## Files", "", *(f"- `{name}`: {what}" for name, what in card.get("files", {}).items()), "",
               "## Manifest", "", f"`{card['manifest']['file']}`: {', '.join(card['manifest']['columns'])}; "
               f"labels are {card['manifest']['labels']}.", "",
+              *_crowd_lines(card.get("crowd")),
               "## Loading", "", "```python", card["loading"], "```", "",
               f"Re-import: {card['reimport']}.", ""]
     return "\n".join(lines)
+
+
+def _agreement_text(agreement: dict[str, Any]) -> str:
+    """Crowd agreement exists only for labels the crowd's consensus settled: a snapshot of imported, expert and
+    accepted-prediction labels has none, and says so instead of printing empty figures."""
+    with_, without = agreement["items_with_agreement"], agreement["items_without"]
+    if not with_:
+        return (f"No imagette here carries a crowd agreement: all {without} labels were imported, decided by an "
+                "expert or accepted from a prediction (agreement is measured only where the crowd's consensus "
+                "settled the label).")
+    per_split = ", ".join(f"{split} {_fmt(mean)}" for split, mean in agreement["mean_per_split"].items())
+    return (f"{with_} imagettes carry a crowd agreement (mean {_fmt(agreement['mean'])}, min "
+            f"{_fmt(agreement['min'])}, max {_fmt(agreement['max'])}); {without} have labels that were imported, "
+            f"decided by an expert or accepted from a prediction. Mean per split: {per_split}.")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a (no crowd label)" if value is None else f"{value:.2f}"
+
+
+def _crowd_lines(crowd: dict[str, Any] | None) -> list[str]:
+    if not crowd:
+        return []
+    votes, consensus = crowd["votes_file"], crowd["consensus_file"]
+    lines = ["## Crowd votes", "",
+             f"`{votes['file']}`: {crowd['votes']} votes by {crowd['annotators']} annotators on "
+             f"{crowd['items_with_votes']} of the imagettes ({crowd['suggested_votes']} cast with the model's "
+             f"suggestion on screen, {crowd['gold_votes']} on gold items); {votes['scope']}. "
+             f"{crowd['pseudonyms'][0].upper()}{crowd['pseudonyms'][1:]}.", ""]
+    lines += [f"- `{name}`: {what}" for name, what in votes["columns"].items()]
+    lines += ["", f"`{consensus['file']}`: {crowd['items_with_consensus']} rows, {consensus['scope']}.", ""]
+    lines += [f"- `{name}`: {what}" for name, what in consensus["columns"].items()]
+    return [*lines, ""]
 
 
 def _manifest_row(row: _Row, image_rel: str) -> list[Any]:
@@ -890,6 +975,9 @@ def export_zip_chunks(export: Export, *, chunk_size: int = ZIP_CHUNK) -> Iterato
     """The export's folder as a zip, in chunks of about `chunk_size` bytes, built while it is sent: nothing
     is written to disk and memory stays bounded. Rasters are stored (they barely compress), text deflated."""
     root = export_location(export)
+    if export.pruned_at is not None:
+        raise ExportError(f"the files of export #{export.number} were removed on "
+                          f"{export.pruned_at:%Y-%m-%d %H:%M} UTC: {export.pruned_reason}")
     if not root.is_dir():
         raise ExportError(f"the files of export #{export.number} are gone ({root})")
     return _zip_folder(root, PurePosixPath(export_archive_name(export)), chunk_size)

@@ -275,6 +275,7 @@ def test_refusals_leave_nothing_behind(snapshot, tmp_path, settings):
             export_create(fmt=fmt, out=tmp_path / f"broken-{fmt}", snapshot_id=snapshot.pk)
         assert not (tmp_path / f"broken-{fmt}").exists()
     snapshots = set(Snapshot.objects.values_list("pk", flat=True))
+    label_decide(imagette=victim, label_mask=6, source=Imagette.LabelSource.EXPERT)  # a change: a new snapshot
     with pytest.raises(ExportError, match=f"imagette {victim.pk}"):
         export_create(fmt="csv", out=tmp_path / "broken-new")  # the snapshot made for it goes too
     assert set(Snapshot.objects.values_list("pk", flat=True)) == snapshots

@@ -2,7 +2,8 @@
 
 With --out the export runs here, in this process (as a job row, so the Jobs page shows it), and writes the
 new folder PATH. Without --out it is queued on the `cpu` queue and written under MEDIA_ROOT/exports, where the
-Export page and its download find it; --wait then follows the job to its end (exit 1 if it failed)."""
+Export page and its download find it; --wait then follows the job to its end (exit 1 if it failed). A snapshot
+already exported there in that format is not written again: the job answers with the existing export."""
 
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ class Command(BaseCommand):
         parser.add_argument("--format", dest="fmt", required=True, help=f"one of: {', '.join(FORMATS)}")
         parser.add_argument("--out", help="the folder to create (must not exist); without it the export is queued "
                                           "and lands under MEDIA_ROOT/exports")
-        parser.add_argument("--snapshot", type=int, help="export this snapshot id (default: a new snapshot of the "
-                                                         "current curated set)")
+        parser.add_argument("--snapshot", type=int, help="export this snapshot id (default: the current curated "
+                                                         "set: its latest snapshot when no settled label changed "
+                                                         "since, else a new one)")
         parser.add_argument("--wait", action="store_true", help="follow a queued export until it ends")
 
     def handle(self, *args, kind: str, fmt: str, out: str | None, snapshot: int | None, wait: bool, **options):
