@@ -41,6 +41,7 @@ from torch import nn
 from torch.utils.data import Dataset, get_worker_info
 
 from annotations.wv_classes import SLUGS
+from eoplatform.threads import job_threads_plan
 from training.augment import AugmentConfig, augment_batch
 from training.networks.base import (
     Network,
@@ -404,7 +405,8 @@ class ClassifierNetwork(Network):
             "weights_path": None,
             "amp": bf16_is_fast(device),
             "channels_last": True,
-            "num_workers": min(4, os.cpu_count() or 1) if device.type == "cuda" else 0,
+            # The CPU's threads train on the CPU; with CUDA, loader processes within this job's share of the CPUs.
+            "num_workers": min(4, job_threads_plan().loader_workers) if device.type == "cuda" else 0,
             "cache_mb": 1024,
             "grad_clip": 0.0,
         }

@@ -18,11 +18,13 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
+from eoplatform.threads import torch_threads_apply
 from jobs.models import Job
 from jobs.services import JobReporter
 from training.models import ModelVersion, Snapshot, SnapshotItem
 from training.networks import get_network
 from training.networks.base import NetworkError, SampleRef, pick_device, read_checkpoint, seed_everything
+from training.services.activation import Baseline, activation_decide, val_baseline
 from training.services.registry import model_activate
 from training.services.snapshots import snapshot_create
 
@@ -50,6 +52,8 @@ def _save_atomic(state: dict, path: Path) -> None:
 
 def train_run(job: Job, reporter: JobReporter) -> dict:
     params = job.params
+    threads = torch_threads_apply()
+    reporter.log(threads["text"])
     network = get_network(params.get("network", "classifier"))
     device = pick_device()
     overrides = dict(params.get("hparams") or {})
@@ -81,7 +85,8 @@ def train_run(job: Job, reporter: JobReporter) -> dict:
                                        note=f"made for training job {job.pk}")
         samples = snapshot_samples(snapshot)
         network.validate_samples(samples)
-    reporter.metrics({"snapshot": snapshot.pk, "device": str(device), "hparams": _jsonable(hparams)},
+    reporter.metrics({"snapshot": snapshot.pk, "device": str(device), "hparams": _jsonable(hparams),
+                      "threads": {k: threads[k] for k in ("intra_op", "inter_op", "usable_cpus", "concurrency")}},
                      message=f"snapshot #{snapshot.number}: {snapshot.size} imagettes on {device}")
     by_split = {name: [s for s in samples if s.split == name] for name in ("train", "val", "test")}
 
@@ -137,18 +142,25 @@ def train_run(job: Job, reporter: JobReporter) -> dict:
     test_loader = network.loader(network.dataset(test_samples, train=False, hparams=hparams), train=False,
                                  hparams=hparams, device=device)
     test = network.evaluate(model, test_loader, device)
+    baseline = val_baseline(label_masks=[s.label_mask for s in by_split["val"]], classes=network.classes)
     version = _register(job=job, network=network.name, snapshot=snapshot, hparams=hparams, history=history,
-                        val=val, test=test, checkpoint=checkpoint_path, test_on_val=not by_split["test"])
+                        val=val, test=test, checkpoint=checkpoint_path, test_on_val=not by_split["test"],
+                        baseline=baseline)
     shutil.rmtree(checkpoint_path.parent, ignore_errors=True)
+    reporter.log(f"v{version.number}: {version.activation_reason}")
     return {
         "model_version": version.pk, "number": version.number, "active": version.is_active,
+        "activation": version.activation_reason, "baseline": baseline.as_dict(),
         "test_top1": test.get("top1"), "test_macro_f1": test.get("macro_f1"),
         "message": f"{network.name} v{version.number}: test top-1 {_pct(test.get('top1'))}"
-                   f"{' (now active)' if version.is_active else ''}",
+                   f"{' (now active)' if version.is_active else f' ({version.activation_reason})'}",
     }
 
 
-def _register(*, job, network, snapshot, hparams, history, val, test, checkpoint: Path, test_on_val: bool):
+def _register(*, job, network, snapshot, hparams, history, val, test, checkpoint: Path, test_on_val: bool,
+              baseline: Baseline):
+    """The new version, activated when it beats the baseline and the active version (training.services.activation);
+    else inactive, with the reason as its activation_reason."""
     with transaction.atomic():
         number = (ModelVersion.objects.select_for_update().filter(network=network)
                   .aggregate(n=Max("number"))["n"] or 0) + 1
@@ -158,17 +170,21 @@ def _register(*, job, network, snapshot, hparams, history, val, test, checkpoint
         confusion = test.pop("confusion_matrix", [])
         version = ModelVersion.objects.create(
             network=network, number=number, snapshot=snapshot, hparams=_jsonable(hparams), history=history,
-            val_metrics=_jsonable({k: v for k, v in val.items() if k != "confusion_matrix"}),
+            val_metrics=_jsonable({**{k: v for k, v in val.items() if k != "confusion_matrix"},
+                                   "baseline": baseline.as_dict()}),
             test_metrics=_jsonable({**test, "evaluated_on": "val" if test_on_val else "test"}),
             confusion=confusion, val_score=val.get("top1"),
             checkpoint=str(final.relative_to(settings.MEDIA_ROOT)), job=job,
         )
         active = ModelVersion.objects.filter(network=network, is_active=True).exclude(pk=version.pk).first()
-        if active is None or (version.val_score or 0) > (active.val_score or 0):
-            reason = "first version" if active is None else (
-                f"beats v{active.number} on validation top-1 ({_pct(version.val_score)} > {_pct(active.val_score)})")
-            model_activate(version=version, reason=reason)
-            version.refresh_from_db()
+        decision = activation_decide(val_score=version.val_score, baseline=baseline,
+                                     active_number=active.number if active else None,
+                                     active_score=active.val_score if active else None)
+        if decision.activate:
+            model_activate(version=version, reason=decision.reason)
+        else:  # kept inactive: the reason is what the models page and the job say
+            ModelVersion.objects.filter(pk=version.pk).update(activation_reason=decision.reason)
+        version.refresh_from_db()
     return version
 
 

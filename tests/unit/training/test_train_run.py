@@ -1,5 +1,6 @@
 """The training job's service, run in-process: what it refuses before any work (with the reason in the Job row,
-and no snapshot, version or file left behind), a short run that registers a version, and the activation rule."""
+and no snapshot, version or file left behind), a short run that registers a version, and the activation rule
+(automatic only above the validation baseline and the active version; an admin may activate any version)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from jobs.models import Job
 from jobs.runner import run_job
 from training.models import ModelVersion, Snapshot
 from training.networks import get_network
+from training.services.activation import val_baseline
+from training.services.registry import model_activate
 from training.services.train_run import _register
 from training.tasks import train_job
 
@@ -96,14 +99,22 @@ def test_a_checkpoint_of_another_network_is_refused(ingested, demo_imagette_file
     _nothing_left(settings)
 
 
-def test_a_short_run_registers_the_first_version_as_active(ingested, demo_imagette_files, settings) -> None:
+def test_a_short_run_registers_a_version_active_only_above_the_baseline(ingested, demo_imagette_files,
+                                                                       settings) -> None:  # fmt: skip
     _label_from_ground_truth(demo_imagette_files)
     job = _train(epochs=1)
     assert job.state == Job.State.SUCCEEDED, job.error
     version = ModelVersion.objects.get()
-    assert version.is_active and version.number == 1 and version.snapshot.size == 60
+    assert version.number == 1 and version.snapshot.size == 60
     assert len(version.history) == 1 and version.history[0]["epoch"] == 1
     assert (Path(settings.MEDIA_ROOT) / version.checkpoint).is_file()
+    # The job says how many threads torch had and why, and what became of the version and why.
+    assert "torch threads: " in job.log and job.metrics["threads"]["intra_op"] >= 1
+    baseline = version.val_metrics["baseline"]
+    assert baseline["score"] == max(baseline["chance"], baseline["majority"]) and baseline["chance"] == 0.1
+    assert version.is_active == (version.val_score > baseline["score"])  # one epoch may or may not beat it
+    assert version.activation_reason.startswith("first version: " if version.is_active else "not activated: ")
+    assert f"v1: {version.activation_reason}" in job.log and job.result["activation"] == version.activation_reason
 
     # Warm start from it: the next run names the checkpoint it started from.
     again = _train(epochs=1, init_checkpoint=version.checkpoint, snapshot=version.snapshot_id)
@@ -112,7 +123,10 @@ def test_a_short_run_registers_the_first_version_as_active(ingested, demo_imaget
     assert ModelVersion.objects.get(job=again).snapshot_id == version.snapshot_id
 
 
-def test_a_new_version_becomes_active_only_when_it_beats_the_active_one(db, settings, tmp_path) -> None:
+@pytest.fixture
+def register(db, settings, tmp_path):
+    """Register versions with a given val top-1 against a validation split of 10 items, 3 of them in its most
+    frequent class: the baseline is 30 % (chance over the 10 classes is 10 %)."""
     settings.MEDIA_ROOT = tmp_path
     from training.services.snapshots import snapshot_create
 
@@ -124,16 +138,47 @@ def test_a_new_version_becomes_active_only_when_it_beats_the_active_one(db, sett
     snapshot = snapshot_create()
     checkpoint = tmp_path / "last.pt"
     checkpoint.write_bytes(b"weights")
+    classes = get_network("classifier").classes
+    baseline = val_baseline(label_masks=[1 << 3] * 3 + [1 << k for k in (0, 1, 2, 4, 5, 6, 7)], classes=classes)
+    assert (baseline.score, baseline.majority_class, baseline.n_items) == (0.3, classes[3], 10)
 
     def register(top1: float) -> ModelVersion:
-        return _register(job=None, network="classifier", snapshot=snapshot, hparams={}, history=[],
-                         val={"top1": top1}, test={"top1": top1, "confusion_matrix": []}, checkpoint=checkpoint,
-                         test_on_val=False)  # fmt: skip
+        version = _register(job=None, network="classifier", snapshot=snapshot, hparams={}, history=[],
+                            val={"top1": top1}, test={"top1": top1, "confusion_matrix": []}, checkpoint=checkpoint,
+                            test_on_val=False, baseline=baseline)  # fmt: skip
+        assert (tmp_path / version.checkpoint).is_file()
+        return version
 
-    first, worse, better = register(0.80), register(0.70), register(0.90)
+    return register
+
+
+def test_a_first_version_at_chance_level_stays_inactive_and_says_why(register) -> None:
+    for top1 in (0.1, 0.3):  # chance, and the majority-class baseline itself: neither beats it
+        version = register(top1)
+        assert not version.is_active and version.activated_at is None
+        assert version.activation_reason.startswith(f"not activated: val top-1 {100 * top1:.1f} % does not beat "
+                                                    "the baseline 30.0 %: always ")
+    assert not ModelVersion.objects.filter(is_active=True).exists()
+
+    # An admin may still activate it by hand.
+    chosen = model_activate(version=version, reason="activated by admin")
+    assert chosen.is_active and chosen.activation_reason == "activated by admin"
+
+
+def test_a_version_beating_the_baseline_but_not_the_active_one_stays_inactive(register) -> None:
+    first = register(0.80)
+    assert first.is_active and first.activation_reason.startswith("first version: val top-1 80.0 % beats the "
+                                                                  "baseline 30.0 %")
+    worse = register(0.70)
     first.refresh_from_db()
-    worse.refresh_from_db()
-    assert not first.is_active and not worse.is_active and better.is_active
-    assert better.activation_reason.startswith("beats v1 on validation top-1")
-    assert [v.number for v in (first, worse, better)] == [1, 2, 3]
-    assert all((tmp_path / v.checkpoint).is_file() for v in (first, worse, better))
+    assert first.is_active and not worse.is_active
+    assert worse.activation_reason == ("not activated: val top-1 70.0 % beats the baseline (30.0 %) "
+                                       "but not v1 (80.0 %)")
+
+
+def test_a_version_beating_the_baseline_and_the_active_one_takes_over(register) -> None:
+    first, better = register(0.80), register(0.90)
+    first.refresh_from_db()
+    assert not first.is_active and better.is_active
+    assert better.activation_reason == "beats v1 on validation top-1 (90.0 % > 80.0 %) and the baseline (30.0 %)"
+    assert [v.number for v in (first, better)] == [1, 2]
