@@ -13,6 +13,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+# Scores are float32 shares (1/9 is 0.11111111194 there): equal within this is a tie, and a tie does not beat.
+TOLERANCE = 1e-6
+
 
 @dataclass(frozen=True)
 class Baseline:
@@ -60,13 +63,13 @@ def activation_decide(*, val_score: float | None, baseline: Baseline, active_num
     """Activate only a version whose validation top-1 beats both the baseline and the active version's."""
     if val_score is None:
         return Decision(False, "not activated: no validation top-1 to compare (no labelled validation item)")
-    if val_score <= baseline.score:
+    if val_score <= baseline.score + TOLERANCE:
         return Decision(False, f"not activated: val top-1 {pct(val_score)} does not beat the baseline "
                                f"{baseline.describe()}"[:200])
     if active_number is None:
         return Decision(True, f"first version: val top-1 {pct(val_score)} beats the baseline "
                               f"{baseline.describe()}"[:200])
-    if val_score <= (active_score or 0):
+    if val_score <= (active_score or 0) + TOLERANCE:
         return Decision(False, f"not activated: val top-1 {pct(val_score)} beats the baseline "
                                f"({pct(baseline.score)}) but not v{active_number} ({pct(active_score)})"[:200])
     return Decision(True, f"beats v{active_number} on validation top-1 ({pct(val_score)} > {pct(active_score)}) "

@@ -18,7 +18,7 @@ from jobs.models import Job
 from jobs.runner import run_job
 from training.models import ModelVersion, Snapshot
 from training.networks import get_network
-from training.services.activation import val_baseline
+from training.services.activation import TOLERANCE, val_baseline
 from training.services.registry import model_activate
 from training.services.train_run import _register
 from training.tasks import train_job
@@ -112,7 +112,7 @@ def test_a_short_run_registers_a_version_active_only_above_the_baseline(ingested
     assert "torch threads: " in job.log and job.metrics["threads"]["intra_op"] >= 1
     baseline = version.val_metrics["baseline"]
     assert baseline["score"] == max(baseline["chance"], baseline["majority"]) and baseline["chance"] == 0.1
-    assert version.is_active == (version.val_score > baseline["score"])  # one epoch may or may not beat it
+    assert version.is_active == (version.val_score > baseline["score"] + TOLERANCE)  # one epoch may or may not
     assert version.activation_reason.startswith("first version: " if version.is_active else "not activated: ")
     assert f"v1: {version.activation_reason}" in job.log and job.result["activation"] == version.activation_reason
 
@@ -153,7 +153,8 @@ def register(db, settings, tmp_path):
 
 
 def test_a_first_version_at_chance_level_stays_inactive_and_says_why(register) -> None:
-    for top1 in (0.1, 0.3):  # chance, and the majority-class baseline itself: neither beats it
+    # Chance, and the majority-class baseline itself, also as float32 rounds 3/10 up: neither beats it.
+    for top1 in (0.1, 0.3, 0.30000001192092896):
         version = register(top1)
         assert not version.is_active and version.activated_at is None
         assert version.activation_reason.startswith(f"not activated: val top-1 {100 * top1:.1f} % does not beat "
