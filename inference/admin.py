@@ -1,12 +1,31 @@
+"""/admin/ pages for predictions and review leases: read-only (predictions are written by prediction jobs and
+marked reviewed by expert decisions; leases are kept by the review queue)."""
+
 from django.contrib import admin
 
-from inference.models import Prediction
+from eoplatform.admin_base import ReadOnlyAdmin, mask_text
+from inference.models import Prediction, ReviewLease
 
 
 @admin.register(Prediction)
-class PredictionAdmin(admin.ModelAdmin):
-    list_display = ["id", "imagette", "model_version", "label_mask", "confidence", "entropy", "margin",
+class PredictionAdmin(ReadOnlyAdmin):
+    list_display = ["id", "imagette", "model_version", "labels", "confidence", "entropy", "margin",
                     "mutual_information", "disagrees", "is_current", "reviewed", "created_at"]
     list_filter = ["model_version", "is_current", "reviewed", "disagrees"]
+    search_fields = ["=imagette__id"]
+    list_select_related = ["imagette", "model_version"]
     raw_id_fields = ["imagette", "model_version", "job"]
-    readonly_fields = ["created_at"]
+    ordering = ["-id"]
+
+    @admin.display(description="labels", ordering="label_mask")
+    def labels(self, obj: Prediction) -> str:
+        return mask_text(obj.label_mask)
+
+
+@admin.register(ReviewLease)
+class ReviewLeaseAdmin(ReadOnlyAdmin):
+    list_display = ["imagette", "reviewer", "expires_at"]
+    search_fields = ["=imagette__id", "reviewer__username"]
+    list_select_related = ["imagette", "reviewer"]
+    raw_id_fields = ["imagette", "reviewer"]
+    ordering = ["-id"]

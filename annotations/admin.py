@@ -1,0 +1,92 @@
+"""/admin/ pages for imagettes, votes, leases, consensus, gold labels and label decisions: read-only (the label
+services keep counts, queue states and settled labels in step), searchable, filtered by what people look for."""
+
+from django.contrib import admin
+
+from annotations.models import Assignment, Consensus, ConsensusRun, GoldLabel, Imagette, LabelDecision, Vote
+from eoplatform.admin_base import ReadOnlyAdmin, mask_text
+
+
+@admin.register(Imagette)
+class ImagetteAdmin(ReadOnlyAdmin):
+    list_display = ("id", "key", "source_product", "swath", "acquisition_time", "queue_state", "vote_count",
+                    "labels", "label_source", "label_agreement", "created_at")
+    list_filter = ("queue_state", "label_source", "source_format", "is_db", "swath")
+    search_fields = ("=id", "key", "source_product")
+    ordering = ("-id",)
+
+    @admin.display(description="labels", ordering="label_mask")
+    def labels(self, obj: Imagette) -> str:
+        return mask_text(obj.label_mask)
+
+
+@admin.register(Vote)
+class VoteAdmin(ReadOnlyAdmin):
+    list_display = ("id", "imagette", "annotator", "labels", "suggested", "seconds", "created_at")
+    list_filter = ("suggested",)
+    search_fields = ("=imagette__id", "annotator__username")
+    list_select_related = ("imagette", "annotator")
+    raw_id_fields = ("imagette", "annotator")
+    ordering = ("-id",)
+
+    @admin.display(description="labels", ordering="label_mask")
+    def labels(self, obj: Vote) -> str:
+        return mask_text(obj.label_mask)
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(ReadOnlyAdmin):
+    list_display = ("id", "imagette", "annotator", "counted", "expires_at", "created_at")
+    list_filter = ("counted",)
+    search_fields = ("=imagette__id", "annotator__username")
+    list_select_related = ("imagette", "annotator")
+    raw_id_fields = ("imagette", "annotator")
+    ordering = ("-id",)
+
+
+@admin.register(Consensus)
+class ConsensusAdmin(ReadOnlyAdmin):
+    list_display = ("imagette", "labels", "method", "agreement", "n_votes", "computed_at")
+    list_filter = ("method",)
+    search_fields = ("=imagette__id", "imagette__key")
+    list_select_related = ("imagette",)
+    raw_id_fields = ("imagette",)
+    ordering = ("-id",)
+
+    @admin.display(description="labels", ordering="label_mask")
+    def labels(self, obj: Consensus) -> str:
+        return mask_text(obj.label_mask)
+
+
+@admin.register(ConsensusRun)
+class ConsensusRunAdmin(ReadOnlyAdmin):
+    list_display = ("id", "method", "items", "votes", "created_at")
+    list_filter = ("method",)
+    ordering = ("-id",)
+
+
+@admin.register(GoldLabel)
+class GoldLabelAdmin(ReadOnlyAdmin):
+    list_display = ("imagette", "labels", "created_by", "created_at")
+    search_fields = ("=imagette__id", "imagette__key")
+    list_select_related = ("imagette", "created_by")
+    raw_id_fields = ("imagette", "created_by")
+    ordering = ("-id",)
+
+    @admin.display(description="labels", ordering="label_mask")
+    def labels(self, obj: GoldLabel) -> str:
+        return mask_text(obj.label_mask)
+
+
+@admin.register(LabelDecision)
+class LabelDecisionAdmin(ReadOnlyAdmin):
+    list_display = ("id", "imagette", "labels", "source", "author", "note", "created_at")
+    list_filter = ("source",)
+    search_fields = ("=imagette__id", "author__username", "note")
+    list_select_related = ("imagette", "author")
+    raw_id_fields = ("imagette", "author")
+    ordering = ("-id",)
+
+    @admin.display(description="labels", ordering="label_mask")
+    def labels(self, obj: LabelDecision) -> str:
+        return mask_text(obj.label_mask)
