@@ -30,6 +30,7 @@ from PIL import Image
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.transform import from_gcps
 from rasterio.warp import transform as warp_transform
+from rasterio.windows import Window
 
 from annotations.wv_classes import class_by_name
 
@@ -71,10 +72,14 @@ class IngestError(ValueError):
 
 @dataclass(frozen=True)
 class Limits:
-    """What an input may weigh before we refuse it; generous for imagettes, fatal for bombs."""
+    """What an input may weigh before we refuse it; generous for imagettes, fatal for bombs.
 
-    max_side: int = 20_000
-    max_pixels: int = 100_000_000
+    An imagette is ~20 km at 5-10 m, some 2 000-5 000 pixels on a side: a file that declares far more is not one,
+    however small it is on disk (a sparse or highly compressed file decodes to its declared size). The ingest
+    service takes the pixel limits from CRYOLABEL_MAX_IMAGETTE_PIXELS / CRYOLABEL_MAX_IMAGETTE_SIDE."""
+
+    max_side: int = 12_000
+    max_pixels: int = 36_000_000
     max_bands: int = 2
     max_zip_total_bytes: int = 2 * 1024**3
     max_zip_ratio: float = 100.0
@@ -140,13 +145,13 @@ class ImagetteRecord:
             return str(Path(self.source_path) / self.member)
         return self.source_path
 
-    def read_array(self) -> np.ndarray:
-        """The pixels as float32: NRCS in dB (linear, complex and amplitude data converted, non-positive values
-        clipped to -50 dB, nodata as NaN), or the raw 8/16-bit values of a picture (is_db False)."""
+    def read_array(self, dtype: Any = np.float32) -> np.ndarray:
+        """The pixels as `dtype` (float32 or float16): NRCS in dB (linear, complex and amplitude data converted,
+        non-positive values clipped to -50 dB, nodata as NaN), or the raw 8/16-bit values of a picture (is_db
+        False). Read strip by strip into the result: memory holds the result and one strip, never the raw band."""
         if self.kind == "png":
-            return _png_values(Path(self.source_path))
-        raw, mask = _read_band(self.gdal_path, self.nodata)
-        return _to_db_array(raw, self.units, mask)
+            return _png_values(Path(self.source_path)).astype(dtype, copy=False)
+        return _read_db(self.gdal_path, units=self.units, nodata=self.nodata, dtype=dtype)
 
     def content_sha256(self) -> str:
         """SHA-256 of the bytes holding the pixels (the zip member for zipped SAFE), to spot re-uploads."""
@@ -184,17 +189,25 @@ def robust_stretch(array: np.ndarray, low_pct: float = 2.0, high_pct: float = 98
 
     Percentiles come from at most ~65 k regularly spaced samples, so large arrays stay fast. NaN maps to 0.
     """
-    a = np.asarray(array, dtype=np.float32)
+    a = np.asarray(array)
     step = max(1, int(math.sqrt(a.size / 65_536)))
     sample = a[::step, ::step] if a.ndim == 2 else a.ravel()[:: step * step]
-    sample = sample[np.isfinite(sample)]
+    sample = sample[np.isfinite(sample)].astype(np.float32)
     if sample.size == 0:
         return np.zeros(a.shape, dtype=np.uint8)
     lo, hi = (float(v) for v in np.percentile(sample, [low_pct, high_pct]))
     scale = 255.0 / (hi - lo) if hi > lo else 0.0
-    out = (a - np.float32(lo)) * np.float32(scale)
-    np.nan_to_num(out, copy=False, nan=0.0, posinf=255.0, neginf=0.0)
-    return np.clip(out, 0, 255, out=out).astype(np.uint8)
+    if a.ndim != 2:
+        a = a.reshape(1, -1)
+    out = np.empty(a.shape, dtype=np.uint8)
+    rows = max(1, STRIP_PIXELS // max(a.shape[1], 1))
+    for row in range(0, a.shape[0], rows):  # strip by strip: float32 temporaries of one strip only
+        strip = a[row:row + rows].astype(np.float32)
+        strip -= np.float32(lo)
+        strip *= np.float32(scale)
+        np.nan_to_num(strip, copy=False, nan=0.0, posinf=255.0, neginf=0.0)
+        out[row:row + rows] = np.clip(strip, 0, 255, out=strip)
+    return out.reshape(np.shape(array))
 
 
 def preview_png(array_db: np.ndarray, size: int | None = None, *, fmt: str = "png") -> bytes:
@@ -232,24 +245,55 @@ def _rio_env() -> rasterio.Env:
     return rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", GTIFF_REPORT_COMPD_CS="NO")
 
 
-def _read_band(gdal_path: str, nodata: float | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Band 1 and its validity mask (None when every pixel is valid)."""
-    try:
-        with _rio_env(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(gdal_path, driver="GTiff") as ds:
-                raw = ds.read(1)
-    except RasterioError as e:
-        raise IngestError(f"cannot read the pixels of {PurePosixPath(gdal_path).name}: {_gdal_reason(e)}") from e
+STRIP_PIXELS = 1 << 22  # pixels per strip read at once: ~16 MB of float32 whatever the file's size
+
+
+def _strips(ds: Any) -> Iterator[Window]:
+    """Full-width strips of rows covering the band, ~STRIP_PIXELS each."""
+    rows = max(1, STRIP_PIXELS // max(ds.width, 1))
+    for row in range(0, ds.height, rows):
+        yield Window(0, row, ds.width, min(rows, ds.height - row))
+
+
+def _valid(raw: np.ndarray, nodata: float | None) -> np.ndarray | None:
+    """Which pixels hold data (None when all do): not nodata, and finite for floats."""
     mask = None
     if nodata is not None:
         mask = ~np.isnan(raw) if math.isnan(nodata) else raw != nodata
     if np.issubdtype(raw.dtype, np.floating):
         finite = np.isfinite(raw)
         mask = finite if mask is None else mask & finite
-    if mask is not None and mask.all():
-        mask = None
-    return raw, mask
+    return None if mask is None or mask.all() else mask
+
+
+def _read_db(gdal_path: str, *, units: str, nodata: float | None, dtype: Any) -> np.ndarray:
+    """Band 1 converted to dB (see `_to_db_array`) as `dtype`, strip by strip."""
+    try:
+        with _rio_env(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(gdal_path, driver="GTiff") as ds:
+                out = np.empty((ds.height, ds.width), dtype=dtype)
+                for window in _strips(ds):
+                    raw = ds.read(1, window=window)
+                    rows = slice(window.row_off, window.row_off + window.height)
+                    out[rows] = _to_db_array(raw, units, _valid(raw, nodata))
+    except RasterioError as e:
+        raise IngestError(f"cannot read the pixels of {PurePosixPath(gdal_path).name}: {_gdal_reason(e)}") from e
+    return out
+
+
+def _scan_band(ds: Any, samples: int = 65_536) -> np.ndarray | None:
+    """Decode every strip of band 1 (a truncated or damaged file fails here, not when someone opens it to
+    label) keeping only a regular sample of floating-point values for the units guess: memory holds one strip."""
+    floating = np.issubdtype(np.dtype(ds.dtypes[0]), np.floating) if not ds.dtypes[0].startswith("complex") else False
+    step = max(1, int(math.sqrt(ds.width * ds.height / samples)))
+    kept = []
+    for window in _strips(ds):
+        raw = ds.read(1, window=window)
+        if floating:
+            first = (-window.row_off) % step
+            kept.append(raw[first::step, ::step].copy())
+    return np.concatenate(kept) if kept else None
 
 
 def _gdal_reason(e: Exception) -> str:
@@ -469,8 +513,7 @@ def read_geotiff(
                     raise IngestError(
                         f"{name} has {ds.count} bands; a WV imagette has one (VV), two at most (band 1 is used)"
                     )
-                raw = ds.read(1)
-                units = _units_of(ds, raw if np.issubdtype(raw.dtype, np.floating) else None)
+                units = _units_of(ds, _scan_band(ds))
                 tags = {k.upper(): v for k, v in ds.tags().items()}
                 geo = _raster_geo(ds)
                 width, height, nodata = ds.width, ds.height, ds.nodata

@@ -42,6 +42,8 @@ def clean_platform_env(**values: str) -> None:
     os.environ.update({k: v for k, v in values.items() if v is not None})
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eoplatform.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    # A bench's own key (a deployment with DEBUG off refuses to start without one); its Daphne inherits it.
+    os.environ.setdefault("SECRET_KEY", f"bench-{os.getpid()}-{os.urandom(16).hex()}")
 
 
 def exit_on_sigterm() -> None:

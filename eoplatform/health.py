@@ -1,7 +1,18 @@
-"""Liveness of the parts the platform cannot work without: the database and the broker."""
+"""Liveness of the parts the platform cannot work without: the database and the broker.
+
+Each check runs in a thread of its own with a deadline (CRYOLABEL_HEALTH_TIMEOUT_SECONDS, 2.5 s): an unreachable
+database can hold a connection attempt for half a minute or more (the pool's wait, the TCP timeout), and a probe
+that answers that late is no probe. A check still stuck from an earlier call is not started again: the answer is
+503 at once, so a load balancer polling a sick server does not pile threads up."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 
@@ -15,6 +26,8 @@ def check_database() -> str | None:
             cursor.fetchone()
     except Exception as exc:  # any failure means "not answering"
         return f"{type(exc).__name__}: {exc}"
+    finally:
+        connection.close()  # the probe thread's own connection goes back to the pool
     return None
 
 
@@ -29,7 +42,31 @@ def check_broker() -> str | None:
     return None
 
 
+class _Probe:
+    """One check, run in its own thread, at most one at a time."""
+
+    def __init__(self, name: str, check: Callable[[], str | None]) -> None:
+        self.name, self.check = name, check
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"health-{name}")
+        self._lock = threading.Lock()
+        self._running: Future | None = None
+
+    def __call__(self, timeout: float) -> str | None:
+        with self._lock:
+            if self._running is not None and not self._running.done():
+                return "did not answer (an earlier check is still waiting for it)"
+            self._running = future = self._executor.submit(lambda: self.check())
+        try:
+            return future.result(timeout=timeout)
+        except FutureTimeout:
+            return f"did not answer within {timeout:g} s"
+
+
+_PROBES = {"database": _Probe("database", lambda: check_database()), "broker": _Probe("broker", lambda: check_broker())}
+
+
 def healthz(request):
-    problems = {name: error for name, error in (("database", check_database()), ("broker", check_broker())) if error}
+    timeout = settings.CRYOLABEL_HEALTH_TIMEOUT_SECONDS
+    problems = {name: error for name, probe in _PROBES.items() if (error := probe(timeout))}
     status = 200 if not problems else 503
     return JsonResponse({"status": "ok" if not problems else "unavailable", "problems": problems}, status=status)

@@ -29,6 +29,10 @@ class Job(models.Model):
     celery_task_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
     worker = models.CharField(max_length=200, blank=True, default="")
     attempts = models.PositiveIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of the process running it (jobs.runner's heartbeat).")
+    warnings = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Things a succeeded job could not do (e.g. files an ingest refused).")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
     )

@@ -6,7 +6,9 @@ jobs API are written once for ingest, training, prediction and export.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from rest_framework import serializers
 
@@ -22,6 +24,8 @@ class JobKind:
     # A resumable job (training, from its last checkpoint) runs again when the broker re-delivers
     # it after its worker was lost; any other kind stays failed.
     resumable: bool = False
+    # Called with the failed row when the job's worker was lost mid-way: removes what it left half-done.
+    on_lost: Callable[[Any], None] | None = None
 
 
 _KINDS: dict[str, JobKind] = {}

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
+from django.db import connection
+
 from jobs.models import Job
-from jobs.services import JobCancelled, JobReporter, job_fail, job_start, job_succeed
+from jobs.services import JobCancelled, JobReporter, job_beat, job_fail, job_start, job_succeed
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +27,8 @@ def run_job(job_id: int, fn: JobFunction, *, worker: str = "") -> str:
     if job is None:
         return "skipped"
     reporter = JobReporter(job_id)
+    heartbeat = Heartbeat(job_id)
+    heartbeat.start()
     try:
         result = fn(job, reporter) or {}
     except JobCancelled:
@@ -31,5 +37,37 @@ def run_job(job_id: int, fn: JobFunction, *, worker: str = "") -> str:
         log.exception("job %s (%s) failed", job_id, job.kind)
         job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}", log_text=traceback.format_exc())
         return Job.State.FAILED
-    job_succeed(job_id=job_id, result=result, message=str(result.get("message", "done")))
+    finally:
+        heartbeat.stop()
+    job_succeed(job_id=job_id, result=result, message=str(result.get("message", "done")),
+                warnings=int(result.get("warnings", 0) or 0))
     return Job.State.SUCCEEDED
+
+
+class Heartbeat:
+    """Touches the job's row every CRYOLABEL_JOB_HEARTBEAT_SECONDS from a thread of the process running it. When
+    that process dies (kill -9, a container restart) the beats stop, and the sweep (jobs_sweep_stale, run by
+    every worker) fails or requeues the job within CRYOLABEL_JOB_LOST_SECONDS, whatever host runs next."""
+
+    def __init__(self, job_id: int, interval: float | None = None) -> None:
+        self.job_id = job_id
+        self.interval = settings.CRYOLABEL_JOB_HEARTBEAT_SECONDS if interval is None else interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-job-{job_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    job_beat(job_id=self.job_id)
+                except Exception:  # a database hiccup: the next beat may get through; the sweep has a margin
+                    log.warning("heartbeat of job %s failed", self.job_id, exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection

@@ -5,6 +5,7 @@ Workers call these (through `jobs.runner`) and nothing else writes a job row.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from datetime import timedelta
@@ -20,6 +21,7 @@ from jobs.notify import notify_jobs_changed
 from jobs.registry import job_kind
 
 MAX_LOG_CHARS = 200_000
+log = logging.getLogger(__name__)
 
 
 class JobCancelled(Exception):
@@ -66,6 +68,7 @@ def job_start(*, job_id: int, worker: str = "") -> Job | None:
         job.worker = worker
         job.attempts += 1
         job.started_at = job.started_at or now
+        job.heartbeat_at = now
         job.finished_at = None
         job.error = ""
         job.message = "resumed after the worker was lost" if resumed else "started"
@@ -105,13 +108,35 @@ def job_report(
     notify_jobs_changed(job_id)
 
 
-def job_succeed(*, job_id: int, result: dict[str, Any] | None = None, message: str = "done") -> None:
-    _finish(job_id=job_id, state=Job.State.SUCCEEDED, message=message, result=result or {})
+def job_succeed(*, job_id: int, result: dict[str, Any] | None = None, message: str = "done",
+                warnings: int = 0) -> None:
+    """A job that did its work; `warnings` counts what it could not do (files an ingest refused), shown beside
+    its state."""
+    _finish(job_id=job_id, state=Job.State.SUCCEEDED, message=message, result=result or {}, warnings=warnings)
 
 
-def job_fail(*, job_id: int, error: str, log_text: str = "") -> None:
+def job_beat(*, job_id: int) -> None:
+    """A running job's sign of life (jobs.runner.Heartbeat). No row lock and no notification: it must never wait
+    behind the job's own reports, and nobody watches heartbeats live."""
+    Job.objects.filter(pk=job_id, state=Job.State.RUNNING).update(heartbeat_at=timezone.now())
+
+
+def job_fail(*, job_id: int, error: str, log_text: str = "", only_if_stale=None,
+             worker_hostname: str | None = None) -> Job | None:
+    """Fail the job with `error`. With `only_if_stale` (a cutoff), only a job still running that is still lost
+    when its row is locked: a heartbeat that came meanwhile wins over the sweep."""
     first_line = error.strip().splitlines()[0] if error.strip() else "failed"
-    _finish(job_id=job_id, state=Job.State.FAILED, message=first_line[:500], error=error, log_text=log_text)
+    return _finish(job_id=job_id, state=Job.State.FAILED, message=first_line[:500], error=error, log_text=log_text,
+                   only_if_stale=only_if_stale, worker_hostname=worker_hostname)
+
+
+def _still_lost(job: Job, cutoff, worker_hostname: str | None) -> bool:
+    if job.state != Job.State.RUNNING:
+        return False
+    if worker_hostname and job.worker == worker_hostname:
+        return True
+    last_sign = job.heartbeat_at or job.updated_at
+    return last_sign < cutoff
 
 
 def job_cancel(*, job: Job) -> Job:
@@ -132,34 +157,48 @@ def job_cancel(*, job: Job) -> Job:
     return job
 
 
-def jobs_sweep_stale(*, worker_hostname: str | None = None, stale_seconds: int | None = None) -> int:
-    """Fail the jobs nobody is running any more: those left running by this worker's previous
-    life (it just started, so they died with it) and those whose row has not moved for too long."""
-    stale_seconds = settings.JOBS_STALE_SECONDS if stale_seconds is None else stale_seconds
-    cutoff = timezone.now() - timedelta(seconds=stale_seconds)
-    stale = Q(updated_at__lt=cutoff)
+def jobs_sweep_stale(*, worker_hostname: str | None = None, lost_seconds: int | None = None) -> int:
+    """Fail or requeue the jobs nobody is running any more: those left running by this worker's previous life
+    (it just started, so they died with it) and those whose heartbeat stopped (their process died, on any host:
+    a container restarted under another hostname does exactly that). A resumable job (training) is sent again to
+    resume from its last checkpoint; any other is failed, and its kind's scratch files are removed."""
+    lost_seconds = settings.CRYOLABEL_JOB_LOST_SECONDS if lost_seconds is None else lost_seconds
+    cutoff = timezone.now() - timedelta(seconds=lost_seconds)
+    stale = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, updated_at__lt=cutoff)
     if worker_hostname:
         stale |= Q(worker=worker_hostname)
     rows = list(Job.objects.filter(state=Job.State.RUNNING).filter(stale).values_list("pk", "kind"))
+    swept = 0
     for job_id, kind in rows:
         try:
-            resumable = job_kind(kind).resumable
+            spec = job_kind(kind)
         except KeyError:
-            resumable = False
-        if resumable:
-            job_requeue(job_id=job_id, why="its worker was lost; requeued to resume from its last checkpoint")
+            spec = None
+        if spec is not None and spec.resumable:
+            job = job_requeue(job_id=job_id, why="its worker was lost; requeued to resume from its last checkpoint",
+                              only_if_stale=cutoff, worker_hostname=worker_hostname)
         else:
-            job_fail(job_id=job_id, error="worker lost: the worker running this job stopped before it finished")
-    return len(rows)
+            job = job_fail(job_id=job_id, only_if_stale=cutoff, worker_hostname=worker_hostname,
+                           error=f"worker lost: the process running this job stopped (no sign of life for "
+                                 f"{lost_seconds} s, or its worker restarted) before it finished")
+            if job is not None and spec is not None and spec.on_lost is not None:
+                try:
+                    spec.on_lost(job)
+                except Exception:
+                    log.warning("cleaning up after lost job %s failed", job_id, exc_info=True)
+        swept += job is not None
+    return swept
 
 
-def job_requeue(*, job_id: int, why: str) -> Job:
+def job_requeue(*, job_id: int, why: str, only_if_stale=None, worker_hostname: str | None = None) -> Job | None:
     """Send a resumable job's task again (the broker may never re-deliver a task whose whole worker
-    was killed: Redis waits for its visibility timeout)."""
+    was killed: Redis waits for its visibility timeout). With `only_if_stale`, as for job_fail."""
     from eoplatform.celery import app
 
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id)
+        if only_if_stale is not None and not _still_lost(job, only_if_stale, worker_hostname):
+            return None
         job.state = Job.State.QUEUED
         job.message = why
         job.log = _append(job.log, f"{timezone.now():%H:%M:%S} {why}")
@@ -171,14 +210,18 @@ def job_requeue(*, job_id: int, why: str) -> Job:
     return job
 
 
-def _finish(*, job_id: int, state: str, message: str, result=None, error: str = "", log_text: str = "") -> None:
+def _finish(*, job_id: int, state: str, message: str, result=None, error: str = "", log_text: str = "",
+            warnings: int = 0, only_if_stale=None, worker_hostname: str | None = None) -> Job | None:
     now = timezone.now()
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id)
         if job.state == Job.State.CANCELLED:
-            return
+            return None
+        if only_if_stale is not None and not _still_lost(job, only_if_stale, worker_hostname):
+            return None
         job.state = state
-        job.message = message
+        job.message = message[:500]
+        job.warnings = warnings
         job.finished_at = now
         if state == Job.State.SUCCEEDED:
             job.progress = 1.0
@@ -189,6 +232,7 @@ def _finish(*, job_id: int, state: str, message: str, result=None, error: str = 
         job.log = _append(job.log, f"{now:%H:%M:%S} {state}: {message}")
         job.save()
     notify_jobs_changed(job_id)
+    return job
 
 
 def _append(log: str, line: str) -> str:

@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
+# The demo runs with DEBUG on (tracebacks in the browser); a deployment leaves it off.
+export DEBUG=${DEBUG:-1}
 HOST=${CRYOLABEL_HOST:-127.0.0.1}
 PORT=${CRYOLABEL_PORT:-8000}
 mkdir -p var/log

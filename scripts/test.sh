@@ -15,6 +15,8 @@ ensure_services || exit 1
 
 run_id="$$"
 status=0
+# The tests' own secret key: the services run is a deployment (DATABASE_URL set, DEBUG off), which needs one.
+export SECRET_KEY="cryolabel-tests-$run_id-$RANDOM$RANDOM"
 reports=$(mktemp -d -t cryolabel-junit.XXXXXX)
 var_pg=$(mktemp -d -t cryolabel-test-pg.XXXXXX)
 var_lite=$(mktemp -d -t cryolabel-test-lite.XXXXXX)

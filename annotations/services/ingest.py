@@ -7,16 +7,18 @@ reported, and the rest of the batch goes on. The same pixels ingested again are 
 
 from __future__ import annotations
 
-import io
+import dataclasses
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 
 from annotations.models import Imagette
 from annotations.readers import DEFAULT_LIMITS, ImagetteRecord, IngestError, Limits, iter_records, preview_png
@@ -64,11 +66,57 @@ def _write_atomic(path: Path, payload: bytes) -> None:
         raise
 
 
-def _npy_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    # float16 keeps 0.01 dB resolution over the SAR range at half the size of float32.
-    np.save(buffer, array.astype(np.float16), allow_pickle=False)
-    return buffer.getvalue()
+def _write_npy_atomic(path: Path, array: np.ndarray) -> None:
+    """The array as .npy, streamed to a temporary name and renamed into place (no copy of it in memory)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.save(handle, array, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _has_valid_pixel(array: np.ndarray) -> bool:
+    rows = max(1, (1 << 22) // max(array.shape[1], 1))  # a bounded temporary, not one the size of the image
+    return any(np.isfinite(array[r:r + rows]).any() for r in range(0, array.shape[0], rows))
+
+
+def limits_from_settings() -> Limits:
+    return dataclasses.replace(DEFAULT_LIMITS, max_pixels=settings.CRYOLABEL_MAX_IMAGETTE_PIXELS,
+                               max_side=settings.CRYOLABEL_MAX_IMAGETTE_SIDE)
+
+
+# What a file's metadata may put in a row: every text checked against its column, as PostgreSQL would (SQLite
+# would store anything), and numbers against what they can mean. Metadata is untrusted input.
+_TEXT_FIELDS = ("key", "source_product", "source_path", "swath", "polarisation")
+_NUMBER_RANGES = {"center_lat": (-90.0, 90.0), "center_lon": (-360.0, 360.0), "incidence_angle": (0.0, 90.0),
+                  "pixel_spacing": (0.0, 10_000.0)}
+
+
+def _check_metadata(values: dict) -> None:
+    """Refuse (IngestError, nothing written) metadata the row cannot hold or that cannot be true."""
+    for name in _TEXT_FIELDS:
+        text = values[name]
+        limit = Imagette._meta.get_field(name).max_length
+        if not isinstance(text, str):
+            raise IngestError(f"its {name} is not text")
+        if len(text) > limit:
+            raise IngestError(f"its {name} is {len(text)} characters long, more than the {limit} it may have "
+                              f"({text[:40]!r}...)")
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+            raise IngestError(f"its {name} holds control characters ({text[:40]!r})")
+    for name, (low, high) in _NUMBER_RANGES.items():
+        number = values[name]
+        if number is None:
+            continue
+        if not isinstance(number, (int, float)) or not math.isfinite(number) or not low <= number <= high:
+            raise IngestError(f"its {name} ({number!r}) is not a number between {low:g} and {high:g}")
+    when = values["acquisition_time"]
+    if when is not None and (not isinstance(when, datetime) or when.tzinfo is None):
+        raise IngestError(f"its acquisition time ({when!r}) is not a date and time with a time zone")
 
 
 def ingest_record(record: ImagetteRecord, *, job=None, author=None, content_hash: str | None = None) -> Imagette | None:
@@ -78,10 +126,22 @@ def ingest_record(record: ImagetteRecord, *, job=None, author=None, content_hash
         return None
     for slug in record.label_slugs:
         class_by_slug(slug)  # an unknown class name fails before anything is written
-    array = record.read_array()
+    metadata = {
+        "key": record.key, "source_product": record.source_product or Path(record.key).stem,
+        "source_path": str(record.source_path), "swath": record.swath or "",
+        "polarisation": record.polarisation or "", "acquisition_time": record.acquisition_time,
+        "center_lat": record.center_lat, "center_lon": record.center_lon,
+        "incidence_angle": record.incidence_angle, "pixel_spacing": record.pixel_spacing,
+    }
+    try:
+        _check_metadata(metadata)
+    except IngestError as e:
+        raise e.at(record.source_path) from None
+    # float16 keeps 0.01 dB resolution over the SAR range at half the size of float32.
+    array = record.read_array(dtype=np.float16)
     if array.ndim != 2 or min(array.shape) < 16:
         raise IngestError(f"not an imagette: pixel array of shape {array.shape}", record.source_path)
-    if not np.isfinite(array).any():
+    if not _has_valid_pixel(array):
         raise IngestError("the image holds no valid pixel (all nodata)", record.source_path)
     side = max(array.shape)
     preview = preview_png(array, size=PREVIEW_MAX_SIDE if side > PREVIEW_MAX_SIDE else None)
@@ -90,21 +150,19 @@ def ingest_record(record: ImagetteRecord, *, job=None, author=None, content_hash
     media = Path(settings.MEDIA_ROOT)
     written: list[Path] = []
     try:
-        for rel, payload in ((rel_data, _npy_bytes(array)), (rel_preview, preview)):
-            _write_atomic(media / rel, payload)
-            written.append(media / rel)
+        _write_npy_atomic(media / rel_data, array)
+        written.append(media / rel_data)
+        _write_atomic(media / rel_preview, preview)
+        written.append(media / rel_preview)
         with transaction.atomic():
-            key = record.key
-            if Imagette.objects.filter(key=key).exists():
-                key = f"{record.key}#{digest[:12]}"  # same name, different pixels
+            if Imagette.objects.filter(key=metadata["key"]).exists():
+                metadata["key"] = f"{record.key}#{digest[:12]}"  # same name, different pixels
+                _check_metadata(metadata)
             bbox = _bbox(record.footprint)
             item = Imagette.objects.create(
-                key=key, content_hash=digest, source_product=record.source_product or Path(record.key).stem,
-                source_path=str(record.source_path), source_format=_format(record), swath=record.swath or "",
-                polarisation=record.polarisation or "", acquisition_time=record.acquisition_time,
-                center_lat=record.center_lat, center_lon=record.center_lon, incidence_angle=record.incidence_angle,
-                pixel_spacing=record.pixel_spacing, footprint=record.footprint, width=array.shape[1],
-                height=array.shape[0], is_db=record.is_db, data=rel_data, preview=rel_preview, ingest_job=job, **bbox,
+                content_hash=digest, source_format=_format(record), footprint=record.footprint,
+                width=array.shape[1], height=array.shape[0], is_db=record.is_db, data=rel_data, preview=rel_preview,
+                ingest_job=job, **metadata, **bbox,
             )
             if record.label_slugs:
                 mask = 0
@@ -119,6 +177,12 @@ def ingest_record(record: ImagetteRecord, *, job=None, author=None, content_hash
             if not Imagette.objects.filter(content_hash=digest).exists():
                 path.unlink(missing_ok=True)
         return None
+    except DatabaseError as e:
+        # What the checks above did not foresee: this file is refused with the database's reason, the batch goes on.
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise IngestError(f"the database refused its metadata: {str(e).strip().splitlines()[0][:200]}",
+                          record.source_path) from e
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)
@@ -140,11 +204,12 @@ def _bbox(footprint: dict | None) -> dict:
 
 
 def ingest_paths(
-    paths: Iterable[str | Path], *, job=None, author=None, limits: Limits = DEFAULT_LIMITS,
+    paths: Iterable[str | Path], *, job=None, author=None, limits: Limits | None = None,
     progress: Callable[[int, str], None] | None = None,
 ) -> IngestReport:
     """Ingest every imagette found under `paths`; bad files are reported, not fatal."""
     report = IngestReport()
+    limits = limits or limits_from_settings()
     for index, found in enumerate(iter_records([Path(p) for p in paths], limits=limits), start=1):
         if isinstance(found, IngestError):
             report.errors.append((str(found.path or ""), found.reason))

@@ -31,7 +31,11 @@ class Command(BaseCommand):
         job.refresh_from_db()
         result = job.result
         if state != Job.State.SUCCEEDED:
-            raise CommandError(f"ingest failed: {job.error}")
+            if not quiet_errors:  # every file refused: say why for each, as for a partly refused batch
+                for line in job.log.splitlines():
+                    if line[9:].startswith("refused "):
+                        self.stderr.write(line[9:])
+            raise CommandError(f"ingest failed: {job.error.splitlines()[0] if job.error else job.message}")
         self.stdout.write("")
         if not quiet_errors:
             for error in result.get("errors", []):

@@ -22,13 +22,26 @@ print(json.dumps({
 """
 
 
-def settings_under(tmp_path, **env) -> dict:
+def settings_under(tmp_path, check=True, **env):
     base = {k: v for k, v in os.environ.items()
-            if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "DEBUG", "ALLOWED_HOSTS"}}
+            if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "DEBUG", "ALLOWED_HOSTS", "SECRET_KEY"}}
     base.update({"DJANGO_SETTINGS_MODULE": "eoplatform.settings", "CRYOLABEL_VAR_DIR": str(tmp_path)}, **env)
     out = subprocess.run([sys.executable, "-c", PRINT_SETTINGS], cwd=REPO, env=base, capture_output=True,
-                         text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+                         text=True, check=check)
+    return json.loads(out.stdout.strip().splitlines()[-1]) if check else out
+
+
+def test_debug_is_off_unless_asked_and_a_deployment_needs_its_own_secret_key(tmp_path):
+    assert settings_under(tmp_path)["debug"] is False
+    assert settings_under(tmp_path, DEBUG="1")["debug"] is True
+    # The embedded mode keeps a random key of its own, private to this user, the same at every start.
+    key = (tmp_path / "secret_key").read_text()
+    assert len(key) >= 50 and (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+    settings_under(tmp_path)
+    assert (tmp_path / "secret_key").read_text() == key
+    refused = settings_under(tmp_path / "deployed", check=False, DATABASE_URL="postgres://u:p@db.example:5432/c")
+    assert refused.returncode != 0 and "SECRET_KEY is not set" in refused.stderr
+    assert "change-me" not in (REPO / "docker-compose.yml").read_text()
 
 
 def test_embedded_defaults(tmp_path):
@@ -43,7 +56,7 @@ def test_embedded_defaults(tmp_path):
 def test_deployed_settings_and_no_leaking_transport_options(tmp_path):
     s = settings_under(
         tmp_path, DATABASE_URL="postgres://u:p@db.example:5432/cryo", CELERY_BROKER_URL="redis://r:6379/1",
-        REDIS_URL="redis://r:6379/2", DEBUG="false", ALLOWED_HOSTS="cryolabel.example.org",
+        REDIS_URL="redis://r:6379/2", DEBUG="false", ALLOWED_HOSTS="cryolabel.example.org", SECRET_KEY="s3cret",
     )
     assert s["db"] == "django.db.backends.postgresql" and s["db_name"] == "cryo"
     assert s["broker"] == "redis://r:6379/1"
@@ -77,12 +90,15 @@ def test_healthz_503_when_the_broker_does_not_answer(client, monkeypatch):
 
 
 def test_healthz_503_when_the_database_does_not_answer(monkeypatch, rf):
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
     from eoplatform import health
 
-    def broken_cursor():
+    def broken_cursor(self):
         raise ConnectionError("database is down")
 
-    monkeypatch.setattr(health.connection, "cursor", broken_cursor)
+    # On the class: the probe runs in a thread of its own, with a connection of its own.
+    monkeypatch.setattr(BaseDatabaseWrapper, "cursor", broken_cursor)
     response = health.healthz(rf.get("/healthz"))
     assert response.status_code == 503 and "database is down" in json.loads(response.content)["problems"]["database"]
 
@@ -95,3 +111,33 @@ def test_the_icon_is_served_and_favicon_ico_finds_it(client):
     assert finders.find("frontend/img/favicon.svg")  # the file the redirect and the pages' <link> name exists
     login = client.get("/accounts/login/").content.decode()
     assert 'rel="icon"' in login and "frontend/img/favicon.svg" in login
+
+
+def test_healthz_answers_503_when_a_check_hangs_and_does_not_pile_up_threads(monkeypatch, rf, settings):
+    """An unreachable database can hold a connection attempt for a minute: the probe answers at its deadline,
+    and while that check is still stuck the next probe answers at once instead of starting another."""
+    import threading
+
+    from eoplatform import health
+
+    settings.CRYOLABEL_HEALTH_TIMEOUT_SECONDS = 0.2
+    release, calls = threading.Event(), []
+
+    def hangs():
+        calls.append(1)
+        release.wait(60)
+        return None
+
+    monkeypatch.setattr(health, "check_database", hangs)
+    monkeypatch.setattr(health, "check_broker", lambda: None)
+    try:
+        first = health.healthz(rf.get("/healthz"))
+        assert first.status_code == 503
+        assert json.loads(first.content)["problems"]["database"] == "did not answer within 0.2 s"
+        second = health.healthz(rf.get("/healthz"))
+        assert second.status_code == 503 and "still waiting" in json.loads(second.content)["problems"]["database"]
+        assert len(calls) == 1
+    finally:
+        release.set()
+    health._PROBES["database"]._running.result(60)
+    assert health.healthz(rf.get("/healthz")).status_code == 200 and len(calls) == 2

@@ -162,8 +162,29 @@ def test_sweep_fails_jobs_of_a_restarted_worker_and_stale_ones():
     Job.objects.filter(pk=stale.pk).update(updated_at=timezone.now() - timedelta(hours=7))
     finished = queued(state=Job.State.SUCCEEDED, worker="w1@host")
 
-    assert jobs_sweep_stale(worker_hostname="w1@host", stale_seconds=6 * 3600) == 2
+    assert jobs_sweep_stale(worker_hostname="w1@host", lost_seconds=6 * 3600) == 2
     states = dict(Job.objects.values_list("pk", "state"))
     assert states[mine.pk] == states[stale.pk] == Job.State.FAILED
     assert states[other.pk] == Job.State.RUNNING and states[finished.pk] == Job.State.SUCCEEDED
     assert "worker lost" in Job.objects.get(pk=mine.pk).error
+
+
+def test_sweep_fails_jobs_whose_heartbeat_stopped_and_spares_the_beating_ones():
+    lost = queued(state=Job.State.RUNNING, worker="old-container@a1b2")
+    alive = queued(state=Job.State.RUNNING, worker="other@host")
+    Job.objects.filter(pk=lost.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=120))
+    Job.objects.filter(pk=alive.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=5),
+                                           updated_at=timezone.now() - timedelta(hours=2))
+    assert jobs_sweep_stale(worker_hostname="new-container@c3d4", lost_seconds=90) == 1
+    assert Job.objects.get(pk=lost.pk).state == Job.State.FAILED
+    assert Job.objects.get(pk=alive.pk).state == Job.State.RUNNING
+
+
+def test_a_heartbeat_that_lands_before_the_sweep_locks_the_row_wins():
+    from jobs.services import job_fail
+
+    job = queued(state=Job.State.RUNNING, worker="slow@host")
+    cutoff = timezone.now() - timedelta(seconds=90)
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())  # it beat after the sweep read its row
+    assert job_fail(job_id=job.pk, error="worker lost", only_if_stale=cutoff) is None
+    assert Job.objects.get(pk=job.pk).state == Job.State.RUNNING
