@@ -27,8 +27,42 @@ def env_list(name: str, default: str) -> list[str]:
     return [part.strip() for part in os.environ.get(name, default).split(",") if part.strip()]
 
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "cryolabel-embedded-insecure-key-change-me")
-DEBUG = env_bool("DEBUG", True)
+# Off unless asked for (`make demo` asks): Django's debug page shows settings and tracebacks to anyone.
+DEBUG = env_bool("DEBUG", False)
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment. Without one, the embedded mode (no DATABASE_URL) keeps a random key of its
+    own in VAR_DIR/secret_key, made on first use and readable by this user only; a deployment (DATABASE_URL set)
+    with DEBUG off refuses to start: a known or changing key would let anyone forge sessions and tokens."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    if key := os.environ.get("SECRET_KEY", "").strip():
+        return key
+    if os.environ.get("DATABASE_URL", "").strip() and not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY is not set: a deployment (DATABASE_URL set, DEBUG off) needs its own "
+                                   "secret key, e.g. SECRET_KEY=$(python -c 'import secrets; "
+                                   "print(secrets.token_urlsafe(50))')")
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        import secrets
+
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        # Written whole under another name, then linked into place: a process starting at the same moment either
+        # finds the finished file or loses the race to link (and reads the winner's key).
+        tmp = VAR_DIR / f".secret_key.{os.getpid()}"
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+            handle.write(secrets.token_urlsafe(50))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "http://127.0.0.1:8000,http://localhost:8000")
 
@@ -100,6 +134,8 @@ if DATABASE_URL:
             "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "10")),
             "timeout": 30,
         }
+        # A server that does not answer fails a connection attempt in seconds, not after the TCP timeout.
+        DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -155,8 +191,8 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-# In DEBUG whitenoise serves straight from the app folders, so `make demo` needs no collectstatic.
-WHITENOISE_USE_FINDERS = DEBUG
+# Whitenoise also serves straight from the app folders, so the embedded mode needs no collectstatic, DEBUG or not.
+WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- REST API ---------------------------------------------------------------------------------
@@ -234,8 +270,13 @@ else:
 # How often a /ws/jobs/ socket looks for changed jobs in the database. The row is the single
 # source of truth; a Redis channel layer only wakes the socket sooner.
 JOBS_POLL_SECONDS = float(os.environ.get("CRYOLABEL_JOBS_POLL_SECONDS", "0.5"))
-# A running job whose row has not moved for this long is marked failed by the stale-job sweep.
-JOBS_STALE_SECONDS = int(os.environ.get("CRYOLABEL_JOBS_STALE_SECONDS", str(6 * 3600)))
+# The process running a job touches its row this often; a running job silent for CRYOLABEL_JOB_LOST_SECONDS is
+# failed (or, for training, requeued) by the sweep every worker runs every CRYOLABEL_JOB_SWEEP_SECONDS.
+CRYOLABEL_JOB_HEARTBEAT_SECONDS = float(os.environ.get("CRYOLABEL_JOB_HEARTBEAT_SECONDS", "15"))
+CRYOLABEL_JOB_LOST_SECONDS = int(os.environ.get("CRYOLABEL_JOB_LOST_SECONDS", "90"))
+CRYOLABEL_JOB_SWEEP_SECONDS = float(os.environ.get("CRYOLABEL_JOB_SWEEP_SECONDS", "30"))
+# /healthz answers 503 when the database or the broker has not answered within this (eoplatform.health).
+CRYOLABEL_HEALTH_TIMEOUT_SECONDS = float(os.environ.get("CRYOLABEL_HEALTH_TIMEOUT_SECONDS", "2.5"))
 
 # --- labelling --------------------------------------------------------------------------------
 CRYOLABEL_VOTES_PER_ITEM = int(os.environ.get("CRYOLABEL_VOTES_PER_ITEM", "3"))  # k
@@ -250,6 +291,12 @@ CRYOLABEL_RETRAIN_AFTER = int(os.environ.get("CRYOLABEL_RETRAIN_AFTER", "100"))
 # How long the review queue keeps an item it showed to one expert from the others.
 CRYOLABEL_REVIEW_LEASE_SECONDS = int(os.environ.get("CRYOLABEL_REVIEW_LEASE_SECONDS", "300"))
 CRYOLABEL_MAX_UPLOAD_MB = int(os.environ.get("CRYOLABEL_MAX_UPLOAD_MB", "2048"))
+# Folders (besides the uploads) a web request may point an ingest job at; the command line reads any path.
+CRYOLABEL_IMPORT_ROOTS = env_list("CRYOLABEL_IMPORT_ROOTS", "")
+# An imagette is ~20 km at 5-10 m (2 000-5 000 pixels a side): files declaring far more are refused before their
+# pixels are decoded (a few KB of sparse or compressed file can declare gigabytes).
+CRYOLABEL_MAX_IMAGETTE_PIXELS = int(os.environ.get("CRYOLABEL_MAX_IMAGETTE_PIXELS", "36000000"))
+CRYOLABEL_MAX_IMAGETTE_SIDE = int(os.environ.get("CRYOLABEL_MAX_IMAGETTE_SIDE", "12000"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
