@@ -121,6 +121,8 @@
     img.onerror = () => { entry.broken = true; if (current() === entry) render(); };
     img.src = item.preview_url;
     if (img.decode) img.decode().catch(() => {});
+    // With a contrast set, sar-display.js fetches the item's pixels ahead too.
+    document.dispatchEvent(new CustomEvent("cryolabel:upcoming", { detail: { ids: [item.id] } }));
     entry.img = img; // kept so the decoded image stays in memory until it is shown
     applySuggestion(entry);
     return entry;

@@ -74,6 +74,8 @@
   function preload(item) {
     const img = new Image();
     img.src = item.imagette.preview_url;
+    // With a contrast set, sar-display.js fetches the item's pixels ahead too.
+    document.dispatchEvent(new CustomEvent("cryolabel:upcoming", { detail: { ids: [item.imagette.id] } }));
   }
 
   async function fetchMore(count) {
