@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.services]
 # (entropy, confidence, predicted mask, disagrees with the crowd) in the order "most uncertain" serves them.
 PREDICTIONS = [
     (0.95, 0.20, 0b101, False),  # pure ocean waves + micro convective cells: accepted with "a"
-    (0.90, 0.25, 0b1, False),  # pure ocean waves: corrected to wind streaks with 1 and 2, then Enter
+    (0.90, 0.25, 0b1, False),  # pure ocean waves: corrected to wind streaks with 2, then Enter
     (0.80, 0.30, 0b100000, False),  # sea ice: another expert decides it first -> refused
     (0.70, 0.40, 0b1000, False),  # rain cells: skipped
     (0.60, 0.50, 0b10, False),
@@ -62,7 +62,8 @@ def test_expert_accepts_and_corrects_with_the_keyboard(page, predicted, make_use
     expect(page.locator("#scores [data-score=confidence]")).to_have_text("20%")
     ocean = page.locator(".review-class[data-slug=pure_ocean_waves]")
     expect(ocean).to_have_attribute("data-predicted", "true")
-    expect(ocean).to_have_attribute("aria-pressed", "true")
+    expect(ocean).to_have_attribute("aria-pressed", "false")  # a correction starts from no class
+    expect(page.locator("#will-store")).to_have_attribute("data-kind", "accept")
     expect(ocean.locator(".p")).to_have_text("85%")
     expect(page.locator("#review-image")).to_have_attribute("src", f"/api/v1/imagettes/{accepted.pk}/preview/")
     page.wait_for_function("() => { const img = document.getElementById('review-image');"
@@ -74,8 +75,7 @@ def test_expert_accepts_and_corrects_with_the_keyboard(page, predicted, make_use
     expect(page.locator("#review-id")).to_have_text(f"#{corrected.pk}")
     expect(page.locator(f"#review-log li[data-imagette-id='{accepted.pk}']")).to_contain_text("accepted")
 
-    # 1 drops pure ocean waves, 2 adds wind streaks: a correction, submitted with Enter.
-    page.keyboard.press("1")
+    # 2 chooses wind streaks: a correction that replaces the predicted pure ocean waves, submitted with Enter.
     page.keyboard.press("2")
     expect(page.locator(".review-class[aria-pressed=true]")).to_have_count(1)
     expect(page.locator("#correct")).to_be_visible()
@@ -114,3 +114,41 @@ def test_expert_accepts_and_corrects_with_the_keyboard(page, predicted, make_use
     assert rows[corrected.pk] == (slugs_to_mask(["wind_streaks"]), "expert")
     assert rows[contested.pk] == (slugs_to_mask(["oceanic_front"]), "expert")  # the quicker expert's, untouched
     assert skipped.pk not in rows and Imagette.objects.get(pk=skipped.pk).label_source == ""
+
+
+def test_a_correction_replaces_the_prediction_unless_the_expert_starts_from_it(page, predicted, make_user):
+    """A class key starts a correction from no class (it used to add to the predicted ones); "will store" says
+    what Enter writes at every step; P starts from the prediction when the expert wants to keep part of it."""
+    from annotations.models import Imagette
+    from annotations.selectors import slugs_to_mask
+
+    replaced, extended = predicted[:2]  # predicted: ocean waves + micro convective cells; ocean waves
+    make_user(Role.EXPERT, "corrector")
+    log_in(page, "corrector")
+    page.goto("/review/")
+    will_store = page.locator("#will-store")
+    expect(page.locator("#review-id")).to_have_text(f"#{replaced.pk}")
+    expect(will_store).to_have_attribute("data-kind", "accept")
+    expect(will_store.locator(".chip")).to_have_text(["Pure Ocean Waves", "Micro Convective Cells"])
+    expect(page.locator(".review-class[aria-pressed=true]")).to_have_count(0)
+
+    page.keyboard.press("6")  # sea ice: the whole correction, nothing of the prediction
+    expect(will_store).to_have_attribute("data-kind", "correction")
+    expect(will_store.locator(".chip")).to_have_text(["Sea Ice"])
+    page.keyboard.press("Escape")  # clears: back to accepting the prediction
+    expect(will_store).to_have_attribute("data-kind", "accept")
+    page.keyboard.press("6")
+    expect(will_store.locator(".chip")).to_have_text(["Sea Ice"])
+    page.keyboard.press("Enter")
+    expect(page.locator("#review-id")).to_have_text(f"#{extended.pk}")
+    assert Imagette.objects.get(pk=replaced.pk).label_mask == slugs_to_mask(["sea_ice"])
+
+    page.keyboard.press("p")  # the predicted classes, to add one
+    expect(will_store.locator(".chip")).to_have_text(["Pure Ocean Waves"])
+    expect(will_store).to_have_attribute("data-kind", "accept")
+    page.keyboard.press("2")
+    expect(will_store).to_have_attribute("data-kind", "correction")
+    expect(will_store.locator(".chip")).to_have_text(["Pure Ocean Waves", "Wind Streaks"])
+    page.keyboard.press("Enter")
+    expect(page.locator(f"#review-log li[data-imagette-id='{extended.pk}']")).to_contain_text("corrected")
+    assert Imagette.objects.get(pk=extended.pk).label_mask == slugs_to_mask(["pure_ocean_waves", "wind_streaks"])

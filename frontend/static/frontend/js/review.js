@@ -1,6 +1,8 @@
 // Review page: the model's predictions, in the chosen order; an expert accepts or corrects each.
-// Keys: Enter or a accepts the prediction (Enter submits the correction once the classes were changed);
-// 1..9, 0 toggle the classes; s skips; Esc resets to the predicted classes.
+// A correction starts from no class: the expert's classes replace the prediction, never add to it (p starts from the
+// predicted classes when the expert asks). The "will store" line says what Enter stores.
+// Keys: Enter accepts the prediction while no class is chosen, else submits the chosen classes as the correction;
+// a accepts the prediction; 1..9, 0 toggle the classes; p starts from the predicted classes; s skips; Esc clears.
 (function () {
   "use strict";
   const PRELOAD = 3; // items held ahead of the one shown
@@ -170,7 +172,7 @@
       : `<span class="muted">No crowd consensus yet${im.vote_count ? ` (${im.vote_count} vote${im.vote_count === 1 ? "" : "s"})` : ""}.</span>`;
     $("settled").innerHTML = im.label_source
       ? `Settled label now: <strong>${escapeHtml(names(im.labels))}</strong> (${escapeHtml(im.label_source)})` : "";
-    setChosen(p.labels);
+    setChosen([]); // a correction starts empty: the expert's classes replace the prediction
   }
 
   function setChosen(slugs) {
@@ -178,11 +180,48 @@
     paint();
   }
 
+  // Whether Enter submits a correction: classes chosen, and not just the prediction's own.
+  function correcting() {
+    return Boolean(state.current) && state.chosen.size > 0
+      && !sameSet(state.chosen, new Set(state.current.prediction.labels));
+  }
+
   function paint() {
     buttons.forEach((b) => b.setAttribute("aria-pressed", String(state.chosen.has(b.dataset.slug))));
-    const changed = state.current ? !sameSet(state.chosen, new Set(state.current.prediction.labels)) : false;
+    const changed = correcting();
     side.dataset.changed = String(changed);
     $("correct").hidden = !changed;
+    paintWillStore(changed);
+  }
+
+  // "Enter will store: <classes>": what Enter would write, kept in step with every key.
+  function paintWillStore(changed) {
+    const line = $("will-store");
+    if (!state.current) {
+      line.replaceChildren();
+      return;
+    }
+    const slugs = changed ? classes.map((c) => c.slug).filter((s) => state.chosen.has(s)) : state.current.prediction.labels;
+    const chipList = document.createElement("span");
+    chipList.className = "chips";
+    chipList.append(...slugs.map(chipElement));
+    const how = document.createElement("span");
+    how.className = "how";
+    how.textContent = changed ? "your correction (replaces the prediction)" : "the prediction, accepted";
+    line.dataset.kind = changed ? "correction" : "accept";
+    line.replaceChildren("Enter will store: ", chipList, " — ", how);
+  }
+
+  function chipElement(slug) {
+    const c = bySlug.get(slug) || { name: slug, color: "#888888" };
+    const rgb = parseInt(c.color.slice(1), 16);
+    const light = (0.299 * ((rgb >> 16) & 255) + 0.587 * ((rgb >> 8) & 255) + 0.114 * (rgb & 255)) / 255 > 0.62;
+    const chip = document.createElement("span");
+    chip.className = light ? "chip light" : "chip";
+    chip.dataset.slug = slug;
+    chip.style.setProperty("--c", c.color);
+    chip.textContent = c.name;
+    return chip;
   }
 
   function toggle(slug) {
@@ -286,7 +325,11 @@
   $("accept").addEventListener("click", () => decide("accept"));
   $("correct").addEventListener("click", () => decide("correct"));
   $("skip").addEventListener("click", skip);
-  $("reset").addEventListener("click", () => state.current && setChosen(state.current.prediction.labels));
+  $("reset").addEventListener("click", (ev) => { ev.currentTarget.blur(); if (state.current) setChosen([]); });
+  $("from-prediction").addEventListener("click", (ev) => { ev.currentTarget.blur(); startFromPrediction(); });
+  function startFromPrediction() {
+    if (state.current && !state.refused) setChosen(state.current.prediction.labels);
+  }
   $("check-again").addEventListener("click", () => { state.skipped = []; restart(); });
 
   document.addEventListener("keydown", (ev) => {
@@ -301,8 +344,7 @@
       toggle(button.dataset.slug);
     } else if (key === "Enter") {
       ev.preventDefault();
-      const changed = state.current && !sameSet(state.chosen, new Set(state.current.prediction.labels));
-      decide(changed ? "correct" : "accept");
+      decide(correcting() ? "correct" : "accept");
     } else if (key === "a") {
       ev.preventDefault();
       if (state.current && !state.refused) setChosen(state.current.prediction.labels);
@@ -310,9 +352,12 @@
     } else if (key === "s") {
       ev.preventDefault();
       skip();
+    } else if (key === "p") {
+      ev.preventDefault();
+      startFromPrediction();
     } else if (key === "Escape") {
       ev.preventDefault();
-      if (state.current) setChosen(state.current.prediction.labels);
+      if (state.current && !state.refused) setChosen([]);
     }
   });
 
