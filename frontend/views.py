@@ -1,11 +1,49 @@
 """Pages. Thin: each one renders a template; the data comes from the API and the websockets."""
 
-from django.contrib.auth.decorators import login_required, permission_required
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from accounts.roles import perm
+from accounts.roles import ROLE_CAPABILITIES, Role, perm
+from accounts.services import user_role
 from annotations.wv_classes import WV_CLASSES
 from jobs.registry import job_kinds
+
+
+def roles_with(*, capability: str) -> list[Role]:
+    """The roles that hold a capability, lowest first."""
+    return [role for role, capabilities in ROLE_CAPABILITIES.items() if capability in capabilities]
+
+
+def who_may(*, capability: str) -> str:
+    """'experts and admins': the roles that hold a capability, in words."""
+    names = [f"{role.value}s" for role in roles_with(capability=capability)]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def forbidden_page(request: HttpRequest, *, capability: str) -> HttpResponse:
+    """A signed-in user whose role may not see a page: a 403 that says which roles may, and who they are."""
+    return render(request, "frontend/forbidden.html",
+                  {"who_may": who_may(capability=capability), "your_role": user_role(request.user)}, status=403)
+
+
+def role_required(capability: str) -> Callable:
+    """Anonymous visitors go to the login page; a signed-in user without the capability gets the 403 page
+    (Django's permission_required would send them to a login form they cannot get past)."""
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not request.user.has_perm(perm(capability)):
+                return forbidden_page(request, capability=capability)
+            return view(request, *args, **kwargs)
+        return wrapped
+    return decorator
 
 
 def _classes() -> list[dict]:
@@ -28,35 +66,35 @@ def jobs_page(request):
     return render(request, "frontend/jobs.html", {"startable": startable})
 
 
-@permission_required(perm("label"))
+@role_required("label")
 def label_page(request):
     """The annotator's page: a grid of imagettes, the 10 classes on keys 1-0."""
     return render(request, "frontend/label.html", {"classes": _classes()})
 
 
-@permission_required(perm("review"))
+@role_required("review")
 def curation_page(request):
     """Experts: items by lowest crowd agreement; a decision overrides the crowd."""
     return render(request, "frontend/curation.html", {"classes": _classes()})
 
 
-@permission_required(perm("review"))
+@role_required("review")
 def overview_page(request):
     return render(request, "frontend/overview.html", {"classes": _classes()})
 
 
-@permission_required(perm("review"))
+@role_required("review")
 def models_page(request):
     """The model registry: versions, metrics, loss curves, confusion matrices; Train and Activate."""
     return render(request, "frontend/models.html", {"classes": _classes()})
 
 
-@permission_required(perm("ingest"))
+@role_required("ingest")
 def ingest_page(request):
     return render(request, "frontend/ingest.html")
 
 
-@permission_required(perm("review"))
+@role_required("review")
 def review_page(request):
     """Experts: the active-learning review queue (uncertain / disagreeing / random), keyboard first."""
     return render(request, "frontend/review.html", {"classes": _classes()})
@@ -68,7 +106,7 @@ def map_page(request):
     return render(request, "frontend/map.html", {"classes": _classes()})
 
 
-@permission_required(perm("export"))
+@role_required("export")
 def export_page(request):
     """Admins: versioned exports of a curated snapshot (ImageFolder, CSV, STAC), as a job with a download link."""
     return render(request, "frontend/export.html", {"classes": _classes()})
