@@ -1,5 +1,5 @@
 """The Predict button (frontend/static/frontend/js/predict-button.js), placed on a page as its markup comment says
-(after api.js):
+(an ES module, which imports api.js itself):
 pressed with no active version it shows the reason; with a registered version it queues the job, follows it
 through the real worker to `succeeded`, and tells the page (event `cryolabel:predicted`)."""
 
@@ -25,13 +25,13 @@ MARKUP = """() => {
   document.body.prepend(box);
   window.predicted = [];
   box.addEventListener("cryolabel:predicted", (event) => window.predicted.push(event.detail));
-  const load = (src) => new Promise((resolve) => {
+  return new Promise((resolve) => {
     const script = document.createElement("script");
-    script.src = src;
+    script.type = "module";
+    script.src = "/static/frontend/js/predict-button.js";
     script.onload = resolve;
     document.body.appendChild(script);
   });
-  return load("/static/frontend/js/api.js").then(() => load("/static/frontend/js/predict-button.js"));
 }"""
 
 

@@ -1,16 +1,23 @@
-"use strict";
-// The jobs websocket (/ws/jobs/), shared by the pages that follow jobs live: it shows the connection in the
-// page's #live pill, reconnects with back-off (not after 4401: logged out), and calls
-// onJob(job, initial) for every job: oldest first for the snapshot sent on (re)connection, then each change.
-// `initial` is true only for the first snapshot after the page loaded.
-window.Cryolabel = window.Cryolabel || {};
-window.Cryolabel.followJobs = function followJobs(onJob, live = document.getElementById("live")) {
+// The jobs websocket (/ws/jobs/), shared by the pages that follow jobs live (an ES module): it shows the
+// connection in the page's #live pill (when there is one), reconnects with back-off (not after 4401: logged out),
+// and calls onJob(job, initial) for every job: oldest first for the snapshot sent on (re)connection, then each
+// change. `initial` is true only for the first snapshot after the page loaded. The handle it returns tells
+// whether the socket is open now (a page may poll while it is not).
+
+export function followJobs(onJob, live = document.getElementById("live")) {
   let retry = 500;
   let first = true;
+  let socket = null;
+  function show(text, on) {
+    if (!live) return;
+    live.textContent = text;
+    live.className = on ? "pill on" : "pill off";
+  }
   function connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${scheme}://${location.host}/ws/jobs/`);
-    ws.onopen = () => { live.textContent = "live"; live.className = "pill on"; retry = 500; };
+    socket = ws;
+    ws.onopen = () => { show("live", true); retry = 500; };
     ws.onmessage = (ev) => {
       const msg = JSON.parse(ev.data);
       if (msg.type === "snapshot") {
@@ -21,10 +28,10 @@ window.Cryolabel.followJobs = function followJobs(onJob, live = document.getElem
       }
     };
     ws.onclose = (ev) => {
-      live.textContent = ev.code === 4401 ? "logged out" : "reconnecting…";
-      live.className = "pill off";
+      show(ev.code === 4401 ? "logged out" : "reconnecting…", false);
       if (ev.code !== 4401) setTimeout(connect, retry = Math.min(retry * 2, 10000));
     };
   }
   connect();
-};
+  return { isOpen: () => Boolean(socket && socket.readyState === WebSocket.OPEN) };
+}

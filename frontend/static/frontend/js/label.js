@@ -7,6 +7,9 @@
 // Blind voting: nothing here ever asks for, or shows, anyone else's votes or a consensus. The model's
 // prediction is shown (and its classes pre-selected) only when the annotator turns "Show model suggestions" on;
 // the setting is off by default and remembered per user in this browser.
+import { api as request } from "./api.js";
+import { fmtLatLon, fmtUtc as fmtTime, safeUrl } from "./util.js";
+
 (function () {
   "use strict";
 
@@ -31,7 +34,6 @@
   }));
   const classByKey = new Map(classes.map((c) => [c.key, c]));
   const classBySlug = new Map(classes.map((c) => [c.slug, c]));
-  const csrfInput = document.querySelector("[name=csrfmiddlewaretoken]");
   const suggestionsToggle = $("suggestions-toggle");
   const SUGGESTIONS_KEY = `cryolabel.suggestions.${root.dataset.user || ""}`;
   let suggestionsOn = false;
@@ -68,28 +70,10 @@
   }
 
   // --- helpers ---------------------------------------------------------------------------------
-  function cookie(name) {
-    const hit = document.cookie.split("; ").find((c) => c.startsWith(name + "="));
-    return hit ? decodeURIComponent(hit.slice(name.length + 1)) : "";
-  }
-
-  function csrf() {
-    return cookie("csrftoken") || (csrfInput ? csrfInput.value : "");
-  }
-
+  // The shared client (api.js) on the API root; an answer without a JSON body reads as {} here.
   async function api(method, path, body) {
-    const headers = { Accept: "application/json", "X-CSRFToken": csrf() };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    let res;
-    try {
-      res = await fetch(API + path, {
-        method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (err) {
-      return { ok: false, status: 0, data: { detail: "no connection to the server" } };
-    }
-    const data = await res.json().catch(() => ({}));
-    return { ok: res.ok, status: res.status, data };
+    const res = await request(API + path, { method, body });
+    return { ...res, data: res.data || {} };
   }
 
   function sortedSlugs(set) {
@@ -102,24 +86,13 @@
     return true;
   }
 
-  function fmtTime(iso) {
-    if (!iso) return "";
-    const d = new Date(iso);
-    return isNaN(d) ? "" : d.toISOString().slice(0, 16).replace("T", " ") + " UTC";
-  }
-
-  function fmtLatLon(lat, lon) {
-    if (lat == null || lon == null) return "";
-    return `${Math.abs(lat).toFixed(2)}°${lat >= 0 ? "N" : "S"} ${Math.abs(lon).toFixed(2)}°${lon >= 0 ? "E" : "W"}`;
-  }
-
   // --- entries and the clock (seconds spent on each item) ---------------------------------------
   function makeEntry(item) {
     const entry = { item, labels: new Set(), seconds: 0, shownAt: null, vote: null, draft: null, broken: false };
     const img = new Image();
     img.decoding = "async";
     img.onerror = () => { entry.broken = true; if (current() === entry) render(); };
-    img.src = item.preview_url;
+    img.src = safeUrl(item.preview_url);
     if (img.decode) img.decode().catch(() => {});
     // With a contrast set, sar-display.js fetches the item's pixels ahead too.
     document.dispatchEvent(new CustomEvent("cryolabel:upcoming", { detail: { ids: [item.id] } }));
@@ -643,7 +616,7 @@
     // The large image.
     const id = entry ? String(entry.item.id) : "";
     if (image.dataset.imagetteId !== id) {
-      if (entry) image.src = entry.item.preview_url;
+      if (entry) image.src = safeUrl(entry.item.preview_url);
       else image.removeAttribute("src");
       image.dataset.imagetteId = id;
       image.alt = entry ? `Imagette ${id}` : "";
@@ -743,7 +716,7 @@
         cell.className = "thumb";
         cell.dataset.imagetteId = entry.item.id;
         const img = document.createElement("img");
-        img.src = entry.item.preview_url;
+        img.src = safeUrl(entry.item.preview_url);
         img.alt = `Imagette ${entry.item.id}`;
         img.draggable = false;
         const caption = document.createElement("span");

@@ -3,6 +3,9 @@
 // predicted classes when the expert asks). The "will store" line says what Enter stores.
 // Keys: Enter accepts the prediction while no class is chosen, else submits the chosen classes as the correction;
 // a accepts the prediction; 1..9, 0 toggle the classes; p starts from the predicted classes; s skips; Esc clears.
+import { api, errorText } from "./api.js";
+import { classChips, html, safeUrl, setHtml } from "./util.js";
+
 (function () {
   "use strict";
   const PRELOAD = 3; // items held ahead of the one shown
@@ -22,42 +25,28 @@
   };
 
   // --- helpers ----------------------------------------------------------------------------------
-  function escapeHtml(s) {
-    return String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
-  }
-
-  const { api, errorText } = window.Cryolabel; // api.js
-
   function names(slugs) {
     return (slugs || []).map((s) => bySlug.get(s)?.name || s).join(", ") || "no class";
   }
 
-  function isLight(hex) {
-    const n = parseInt(hex.slice(1), 16);
-    return (0.299 * ((n >> 16) & 255) + 0.587 * ((n >> 8) & 255) + 0.114 * (n & 255)) / 255 > 0.62;
-  }
-
   function chips(slugs) {
-    if (!slugs || !slugs.length) return `<span class="chip none">no class</span>`;
-    return slugs.map((slug) => {
-      const c = bySlug.get(slug);
-      return c ? `<span class="chip${isLight(c.color) ? " light" : ""}" data-slug="${c.slug}" style="--c:${c.color}">${escapeHtml(c.name)}</span>` : "";
-    }).join("");
+    return classChips(slugs, bySlug);
   }
 
   function fmt(value, digits = 2) {
     return value === null || value === undefined ? "—" : Number(value).toFixed(digits);
   }
 
-  function flash(html, kind) {
-    message.innerHTML = html;
+  // content: text, or markup made with html``.
+  function flash(content, kind) {
+    setHtml(message, content);
     message.className = "flash" + (kind ? " " + kind : "");
     message.hidden = false;
   }
 
   function clearFlash() {
     message.hidden = true;
-    message.innerHTML = "";
+    message.replaceChildren();
     message.title = "";
     delete message.dataset.conflict;
   }
@@ -90,7 +79,7 @@
       const res = await api(`/api/v1/review/next/?${params}`);
       if (generation !== state.generation) return; // the strategy changed meanwhile
       if (!res.ok) {
-        flash(`Could not load the queue: ${escapeHtml(errorText(res.data, res.status))}`, "bad");
+        flash(`Could not load the queue: ${errorText(res.data, res.status)}`, "bad");
         return;
       }
       showModel(res.data.model);
@@ -145,7 +134,7 @@
     const img = $("review-image");
     img.classList.remove("pixelated");
     img.onload = () => img.classList.toggle("pixelated", img.naturalWidth < img.clientWidth);
-    img.src = im.preview_url;
+    img.src = safeUrl(im.preview_url);
     img.dataset.imagetteId = im.id;
     side.dataset.imagetteId = im.id;
     side.dataset.refused = "false";
@@ -153,12 +142,12 @@
     $("disagree-badge").hidden = !p.disagrees;
     const where = im.center_lat !== null && im.center_lat !== undefined ? `${im.center_lat.toFixed(2)}°, ${im.center_lon.toFixed(2)}°` : "position unknown";
     const when = im.acquisition_time ? new Date(im.acquisition_time).toLocaleString([], { dateStyle: "medium", timeStyle: "short" }) : "time unknown";
-    $("review-meta").innerHTML = `<span class="key" title="${escapeHtml(im.key)}">${escapeHtml(im.key)}</span>
-      ${escapeHtml(when)} · ${escapeHtml(where)}${im.swath ? " · " + escapeHtml(im.swath) : ""}${im.incidence_angle ? ` · θ ${im.incidence_angle.toFixed(1)}°` : ""}`;
+    setHtml($("review-meta"), html`<span class="key" title="${im.key}">${im.key}</span>
+      ${when} · ${where}${im.swath ? ` · ${im.swath}` : ""}${im.incidence_angle ? ` · θ ${im.incidence_angle.toFixed(1)}°` : ""}`);
     const scores = { confidence: `${Math.round(p.confidence * 100)}%`, entropy: fmt(p.entropy), margin: fmt(p.margin), mutual_information: fmt(p.mutual_information, 3) };
     document.querySelectorAll("#scores [data-score]").forEach((dd) => { dd.textContent = scores[dd.dataset.score]; });
     $("model-version").textContent = `${p.model_version.network} v${p.model_version.number}`;
-    $("predicted").innerHTML = chips(p.labels);
+    setHtml($("predicted"), html`${chips(p.labels)}`);
     buttons.forEach((b) => {
       const prob = p.probabilities[b.dataset.slug] || 0;
       b.querySelector(".pbar i").style.width = `${Math.round(prob * 100)}%`;
@@ -166,12 +155,12 @@
       b.dataset.predicted = String(p.labels.includes(b.dataset.slug));
     });
     const c = im.consensus;
-    $("crowd").innerHTML = c
-      ? `<div class="kv"><span class="k">Consensus</span><span class="chips">${chips(c.labels)}</span></div>
-         <div class="kv"><span class="k">Agreement</span>${c.agreement === null ? "—" : c.agreement.toFixed(2)} · ${c.n_votes} vote${c.n_votes === 1 ? "" : "s"} (${escapeHtml(c.method.replace("_", "-"))})</div>`
-      : `<span class="muted">No crowd consensus yet${im.vote_count ? ` (${im.vote_count} vote${im.vote_count === 1 ? "" : "s"})` : ""}.</span>`;
-    $("settled").innerHTML = im.label_source
-      ? `Settled label now: <strong>${escapeHtml(names(im.labels))}</strong> (${escapeHtml(im.label_source)})` : "";
+    setHtml($("crowd"), c
+      ? html`<div class="kv"><span class="k">Consensus</span><span class="chips">${chips(c.labels)}</span></div>
+         <div class="kv"><span class="k">Agreement</span>${c.agreement === null ? "—" : c.agreement.toFixed(2)} · ${c.n_votes} vote${c.n_votes === 1 ? "" : "s"} (${c.method.replace("_", "-")})</div>`
+      : html`<span class="muted">No crowd consensus yet${im.vote_count ? ` (${im.vote_count} vote${im.vote_count === 1 ? "" : "s"})` : ""}.</span>`);
+    setHtml($("settled"), im.label_source
+      ? html`Settled label now: <strong>${names(im.labels)}</strong> (${im.label_source})` : "");
     setChosen([]); // a correction starts empty: the expert's classes replace the prediction
   }
 
@@ -236,7 +225,7 @@
     const li = document.createElement("li");
     li.dataset.imagetteId = item.imagette.id;
     li.dataset.outcome = outcome;
-    li.innerHTML = `<span class="what">#${item.imagette.id} ${escapeHtml(outcome)}</span>: ${text}`;
+    setHtml(li, html`<span class="what">#${item.imagette.id} ${outcome}</span>: ${text}`);
     $("review-log").prepend(li);
   }
 
@@ -246,7 +235,7 @@
     if (state.refused) { advance(); return; }
     const labels = classes.map((c) => c.slug).filter((s) => state.chosen.has(s));
     if (kind === "correct" && !labels.length) {
-      flash("Pick at least one class, or press <kbd>Esc</kbd> to go back to the prediction.", "bad");
+      flash(html`Pick at least one class, or press <kbd>Esc</kbd> to go back to the prediction.`, "bad");
       return;
     }
     const id = item.imagette.id;
@@ -262,16 +251,16 @@
         state.count += 1;
         $("session-count").textContent = `${state.count} reviewed`;
         const verb = kind === "accept" ? "accepted" : "corrected";
-        logDecision(item, verb, escapeHtml(names(res.data.labels)));
-        flash(`#${id} ${verb}: ${escapeHtml(names(res.data.labels))}.`, "ok");
+        logDecision(item, verb, names(res.data.labels));
+        flash(`#${id} ${verb}: ${names(res.data.labels)}.`, "ok");
         await advance({ keepMessage: true });
       } else if (res.status === 409) {
         refused(item, res.data);
       } else {
-        flash(`Not saved: ${escapeHtml(errorText(res.data, res.status))}`, "bad");
+        flash(`Not saved: ${errorText(res.data, res.status)}`, "bad");
       }
     } catch (err) {
-      flash(`Not saved: ${escapeHtml(err.message)} (is the server reachable?)`, "bad");
+      flash(`Not saved: ${err.message} (is the server reachable?)`, "bad");
     } finally {
       state.busy = false;
     }
@@ -283,8 +272,8 @@
     side.dataset.refused = "true";
     state.decided.push(item.imagette.id);
     const now = (data && data.imagette) || null;
-    const theirs = now ? ` Its label is now <strong>${escapeHtml(names(now.labels))}</strong> (${escapeHtml(now.label_source || "none")}).` : "";
-    flash(`<strong>Refused: another expert decided #${item.imagette.id} a moment ago.</strong>
+    const theirs = now ? html` Its label is now <strong>${names(now.labels)}</strong> (${now.label_source || "none"}).` : "";
+    flash(html`<strong>Refused: another expert decided #${item.imagette.id} a moment ago.</strong>
       ${theirs} Nothing of yours was saved. Press <kbd>Enter</kbd> or <kbd>S</kbd> for the next item.`, "bad");
     message.title = (data && data.detail) || "";
     message.dataset.conflict = String(item.imagette.id);
