@@ -52,7 +52,15 @@ $("export-form").addEventListener("submit", async (ev) => {
   const { ok, status, data } = await api("/api/v1/exports/", { method: "POST", body });
   if (!ok) {
     button.disabled = false;
-    flash($("export-flash"), `Refused: ${errorText(data, status)}`);
+    const existing = status === 409 && data && data.export; // this snapshot and format are exported already
+    if (existing && existing.available) {
+      const box = $("export-flash");
+      setHtml(box, html`Not written again: ${data.detail}
+        <a id="export-existing" href="${safeUrl(existing.download)}">Download export #${existing.number} (zip)</a>`);
+      box.hidden = false;
+    } else {
+      flash($("export-flash"), `Refused: ${errorText(data, status)}`);
+    }
     return;
   }
   onJob(data);
@@ -172,7 +180,7 @@ function renderExports() {
     tr.dataset.format = exp.format;
     const link = exp.available
       ? html`<a href="${safeUrl(exp.download)}" class="download-link">Download zip</a>`
-      : html`<span class="muted" title="the folder was removed from the server">files gone</span>`;
+      : html`<span class="muted" title="${exp.pruned_reason || "the folder was removed from the server"}">${exp.pruned_at ? "files pruned" : "files gone"}</span>`;
     setHtml(tr, html`<td>#${exp.number}</td><td>${FORMAT_NAMES[exp.format] || exp.format}</td>
       <td class="num">#${exp.snapshot_number}</td><td class="num">${exp.items}</td>
       <td class="num">${bytes(exp.size_bytes)}</td><td>${when(exp.created_at)}</td><td>${exp.created_by || ""}</td>
