@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 
+from axes.backends import AxesStandaloneBackend
 from django.contrib.auth.backends import ModelBackend
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
@@ -60,3 +61,13 @@ def connect_signals() -> None:
     for model in (User, Group, Permission):
         post_save.connect(permissions_forget, sender=model, dispatch_uid=f"perm-forget-save-{model.__name__}")
         post_delete.connect(permissions_forget, sender=model, dispatch_uid=f"perm-forget-delete-{model.__name__}")
+
+
+class LoginThrottle(AxesStandaloneBackend):
+    """django-axes' lock-out check for log-ins that come with a request (the log-in pages). A script or command
+    calling `authenticate()` without one has no client to throttle: it goes straight to the next backend."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if request is None:
+            return None
+        return super().authenticate(request, username=username, password=password, **kwargs)

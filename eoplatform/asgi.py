@@ -13,15 +13,17 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from eoplatform.body_limits import BodyLimits  # noqa: E402
 from eoplatform.http_bridge import WsgiHttpBridge  # noqa: E402
 from frontend.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        # The largest body is an admin's upload (checked to the byte by the upload service); 1 MB more for the
-        # multipart envelope. Anything larger is refused before it is read.
-        "http": WsgiHttpBridge(django_wsgi_app, threads=settings.CRYOLABEL_HTTP_THREADS,
-                               max_body_bytes=(settings.CRYOLABEL_MAX_UPLOAD_MB + 1) * 1024**2),
+        # Each request may carry CRYOLABEL_MAX_REQUEST_MB, an admin's upload CRYOLABEL_MAX_UPLOAD_MB (+1 MB of
+        # multipart envelope; checked to the byte by the upload service): anything larger, or an upload from
+        # anyone else, is refused before its body is read (eoplatform.body_limits).
+        "http": BodyLimits(WsgiHttpBridge(django_wsgi_app, threads=settings.CRYOLABEL_HTTP_THREADS,
+                                          max_body_bytes=(settings.CRYOLABEL_MAX_UPLOAD_MB + 1) * 1024**2)),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

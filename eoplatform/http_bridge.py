@@ -53,8 +53,10 @@ class WsgiHttpBridge:
         if scope["type"] != "http":
             raise ValueError(f"the HTTP bridge got a {scope['type']!r} scope")
         declared = _declared_length(scope)
-        if self.max_body_bytes is not None and declared is not None and declared > self.max_body_bytes:
-            await self._too_large(send, declared)
+        # The limit of this request (eoplatform.body_limits puts it in the scope), else the bridge's own.
+        max_body = scope.get("cryolabel.max_body", self.max_body_bytes)
+        if max_body is not None and declared is not None and declared > max_body:
+            await self._too_large(send, declared, max_body)
             return
         with SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as body:
             while True:
@@ -62,8 +64,8 @@ class WsgiHttpBridge:
                 if message["type"] == "http.disconnect":
                     return  # gone before the request was complete: nothing to answer
                 body.write(message.get("body", b""))
-                if self.max_body_bytes is not None and body.tell() > self.max_body_bytes:
-                    await self._too_large(send, body.tell())
+                if max_body is not None and body.tell() > max_body:
+                    await self._too_large(send, body.tell(), max_body)
                     return
                 if not message.get("more_body"):
                     break
@@ -81,10 +83,9 @@ class WsgiHttpBridge:
                 await send(start)
                 await send({"type": "http.response.body", "body": content})
 
-    async def _too_large(self, send, size: int) -> None:
-        limit_mb = self.max_body_bytes / 1024**2
-        detail = (f"the request body ({size / 1024**2:.0f} MB) is over the {limit_mb:.0f} MB limit "
-                  "(CRYOLABEL_MAX_UPLOAD_MB); nothing was stored")
+    async def _too_large(self, send, size: int, limit: int) -> None:
+        detail = (f"the request body ({size / 1024**2:.0f} MB) is over the {limit / 1024**2:.0f} MB limit of this "
+                  "request (CRYOLABEL_MAX_REQUEST_MB; uploads: CRYOLABEL_MAX_UPLOAD_MB); nothing was stored")
         content = json.dumps({"detail": detail}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"connection", b"close"),

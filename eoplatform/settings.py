@@ -8,6 +8,7 @@ its part to the deployed service (PostgreSQL, Redis, channels_redis).
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -83,6 +84,7 @@ INSTALLED_APPS = [
     "django_celery_results",
     "channels",
     "leaflet",
+    "axes",
     "accounts",
     "jobs",
     "annotations",
@@ -100,6 +102,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out log-in into the lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "eoplatform.urls"
@@ -168,8 +172,18 @@ CRYOLABEL_HTTP_THREADS = int(os.environ.get("CRYOLABEL_HTTP_THREADS", "8"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- auth -------------------------------------------------------------------------------------
-# ModelBackend with each user's permission set kept in the process for a few seconds (accounts/backends.py).
-AUTHENTICATION_BACKENDS = ["accounts.backends.CachedModelBackend"]
+# django-axes first (it refuses log-ins while an account or a client is locked out), then ModelBackend with each
+# user's permission set kept in the process for a few seconds (accounts/backends.py).
+AUTHENTICATION_BACKENDS = ["accounts.backends.LoginThrottle", "accounts.backends.CachedModelBackend"]
+# Log-in throttling (the log-in page and the admin's): after CRYOLABEL_LOGIN_FAILURE_LIMIT failed attempts for one
+# username, or from one client address, log-ins are refused (429, even with the right password) for
+# CRYOLABEL_LOGIN_COOLOFF_MINUTES. A success clears the account's count.
+AXES_FAILURE_LIMIT = int(os.environ.get("CRYOLABEL_LOGIN_FAILURE_LIMIT", "10"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("CRYOLABEL_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+AXES_VERBOSE = False
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -206,6 +220,14 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
+    # Requests per client (anonymous: by address) and per user; generous for people, a wall for scripts gone wild.
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.AnonRateThrottle",
+                                 "rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"anon": os.environ.get("CRYOLABEL_API_ANON_RATE", "60/minute"),
+                               "user": os.environ.get("CRYOLABEL_API_USER_RATE", "3000/minute")},
+    # JSON bodies nested too deeply for Python's parser are a 400, not a RecursionError (eoplatform/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["eoplatform.parsers.JSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Cryolabel API",
@@ -253,6 +275,12 @@ CELERY_TIMEZONE = "UTC"
 
 # --- Channels ---------------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+# The cache holds the API's throttle counters: shared by every process through Redis when there is one.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": os.environ.get("CHANNELS_PREFIX", "cryolabel")}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -291,6 +319,8 @@ CRYOLABEL_RETRAIN_AFTER = int(os.environ.get("CRYOLABEL_RETRAIN_AFTER", "100"))
 # How long the review queue keeps an item it showed to one expert from the others.
 CRYOLABEL_REVIEW_LEASE_SECONDS = int(os.environ.get("CRYOLABEL_REVIEW_LEASE_SECONDS", "300"))
 CRYOLABEL_MAX_UPLOAD_MB = int(os.environ.get("CRYOLABEL_MAX_UPLOAD_MB", "2048"))
+# Any other request body (JSON, forms); bigger ones, and uploads from anyone but an admin, are refused unread.
+CRYOLABEL_MAX_REQUEST_MB = int(os.environ.get("CRYOLABEL_MAX_REQUEST_MB", "10"))
 # Folders (besides the uploads) a web request may point an ingest job at; the command line reads any path.
 CRYOLABEL_IMPORT_ROOTS = env_list("CRYOLABEL_IMPORT_ROOTS", "")
 # An imagette is ~20 km at 5-10 m (2 000-5 000 pixels a side): files declaring far more are refused before their
