@@ -262,18 +262,32 @@ _TEXTURES: dict[str, tuple[Callable[[np.random.Generator, int], np.ndarray], tup
 assert tuple(_TEXTURES) == SLUGS, "one texture per WV class, in class order"
 
 
-def imagette_texture(slug: str, rng: np.random.Generator, size: int = 256) -> np.ndarray:
+def imagette_texture(
+    slug: str, rng: np.random.Generator, size: int = 256, *, scene_size: int | None = None
+) -> np.ndarray:
     """One synthetic imagette of class `slug`: linear NRCS (float32, ~0.003-0.3) with L=4 gamma speckle.
 
     Deterministic for a given generator state. `size` must be a multiple of 4 (256 is the usual).
+    The textures are drawn in pixels, so a smaller `size` alone shows a smaller window of the sea at the same
+    resolution. With `scene_size` (a multiple of `size`) the scene is drawn at that side and averaged down to
+    `size`, as a multilooked product shows the same ground at coarser pixels (and with as many more looks):
+    a 128 px imagette of a 256 px scene looks, resized, like a 256 px one, at little more than the cost of 128 px.
     """
-    if size < 32 or size % 4:
-        raise ValueError(f"size must be a multiple of 4 and at least 32, not {size}")
+    scene = size if scene_size is None else scene_size
+    if size < 32 or size % 4 or scene % 4:
+        raise ValueError(f"size must be a multiple of 4 and at least 32, not {size} (scene {scene})")
+    if scene < size or scene % size:
+        raise ValueError(f"scene_size must be a multiple of size ({size}), not {scene}")
+    factor = scene // size
+    looks = SPECKLE_LOOKS * factor * factor
     texture, (lo, hi) = _TEXTURES[class_by_slug(slug).slug]
     level = math.exp(rng.uniform(math.log(lo), math.log(hi)))
-    speckle = rng.standard_gamma(SPECKLE_LOOKS, size=(size, size), dtype=np.float32)
-    out = texture(rng, size).astype(np.float32, copy=False) * speckle
-    out *= np.float32(level / SPECKLE_LOOKS)
+    speckle = rng.standard_gamma(looks, size=(size, size), dtype=np.float32)
+    drawn = texture(rng, scene).astype(np.float32, copy=False)
+    if factor > 1:
+        drawn = drawn.reshape(size, factor, size, factor).mean(axis=(1, 3), dtype=np.float32)
+    out = drawn * speckle
+    out *= np.float32(level / looks)
     return np.maximum(out, np.float32(1e-5), out=out)
 
 
@@ -906,7 +920,9 @@ def _splits(labels: list[str], rng: np.random.Generator) -> list[str]:
     return out
 
 
-def write_demo_imagettes(out_dir: str | Path, n: int, *, seed: int, layout: str = "mixed", size: int = 256) -> Path:
+def write_demo_imagettes(
+    out_dir: str | Path, n: int, *, seed: int, layout: str = "mixed", size: int = 256, scene_size: int | None = None
+) -> Path:
     """Write `n` labelled imagettes spread evenly over the 10 classes; return the `ground_truth.csv` path.
 
     layout "mixed": ~70 % in SAFE products of 2-6 imagettes (every third product zipped as NAME.SAFE.zip) under
@@ -914,6 +930,7 @@ def write_demo_imagettes(out_dir: str | Path, n: int, *, seed: int, layout: str 
     layout "tengeop": the TenGeoP-SARwv tree `<Letter>/<name>.tif` (F..O, single-band dB GeoTIFF).
     `ground_truth.csv` has columns path (the readers' record key: `PRODUCT.SAFE/measurement/FILE.tiff` for SAFE
     imagettes, the path relative to `out_dir` otherwise), class_slug and split (a train/val/test hint).
+    `scene_size`: draw each scene at this side and average it down to `size` (see `imagette_texture`).
     Same seed, same files and same ground truth.
     """
     if layout not in ("mixed", "tengeop"):
@@ -935,7 +952,7 @@ def write_demo_imagettes(out_dir: str | Path, n: int, *, seed: int, layout: str 
         mission = "S1B" if t0.month >= 5 and rng.random() < 0.5 else "S1A"
         swath = "WV1" if rng.random() < 0.5 else "WV2"
         stem = _plain_stem(rng, mission, swath, t0, int(rng.integers(1, 120)))
-        db = to_db(imagette_texture(slug, rng, size))
+        db = to_db(imagette_texture(slug, rng, size, scene_size=scene_size))
         if kind == "png":
             rel = f"{subdir}/{stem}.png"
             write_png_imagette(out_dir / rel, db)
@@ -964,7 +981,7 @@ def write_demo_imagettes(out_dir: str | Path, n: int, *, seed: int, layout: str 
             plain(i, "tif", "geotiff")
         for i in range(n_safe + n_tif, n):
             plain(i, "png", "png")
-        _write_demo_safes(out_dir / "safe", list(range(n_safe)), labels, splits, rng, size, rows)
+        _write_demo_safes(out_dir / "safe", list(range(n_safe)), labels, splits, rng, size, rows, scene_size)
     rows.sort()
     gt = out_dir / "ground_truth.csv"
     buf = io.StringIO()
@@ -983,6 +1000,7 @@ def _write_demo_safes(
     rng: np.random.Generator,
     size: int,
     rows: list[tuple[str, str, str]],
+    scene_size: int | None = None,
 ) -> None:
     """Group imagettes into products along plausible tracks (polar classes on polar tracks) and write them."""
     groups: list[list[int]] = []
@@ -1004,7 +1022,8 @@ def _write_demo_safes(
             east = along * math.sin(h) + across * math.cos(h)
             north = along * math.cos(h) - across * math.sin(h)
             clat, clon = _offset(lat, lon, east, north)
-            imagettes.append(WVImagette(imagette_texture(labels[i], rng, size), clat, clon, labels[i]))
+            imagettes.append(WVImagette(imagette_texture(labels[i], rng, size, scene_size=scene_size), clat, clon,
+                                        labels[i]))
         start = _time_in_2016(rng, p % 12 + 1)
         mission = "S1B" if start.month >= 5 and rng.random() < 0.5 else "S1A"
         _, keys = _write_wv_safe(safe_dir, imagettes, mission, start, rng, p % 3 == 1, heading)
