@@ -11,6 +11,7 @@ from accounts.roles import Role
 from annotations.models import Vote
 from annotations.selectors import mask_to_slugs
 from annotations.wv_classes import WV_CLASSES
+from tests.conftest import cast_vote
 from tests.e2e.conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.services]
@@ -151,14 +152,13 @@ def test_the_label_page_pre_selects_the_model_suggestion_only_when_asked(page, p
 
 def test_curation_tiles_carry_the_prediction_badge(page, platform_imagettes, make_user):
     from annotations.services.consensus_run import consensus_run
-    from annotations.services.votes import vote_submit
 
     predicted = predict_all(platform_imagettes)
     voters = [make_user(Role.ANNOTATOR, f"crowd{i}") for i in range(3)]
     disputed = platform_imagettes[:4]
     for item in disputed:
         for n, voter in enumerate(voters):
-            vote_submit(annotator=voter, imagette_id=item.pk, label_mask=1 << n)
+            cast_vote(voter, item, 1 << n)
     consensus_run(method="majority")
     make_user(Role.EXPERT, "curator")
     log_in(page, "curator")
