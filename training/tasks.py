@@ -78,4 +78,10 @@ def export_task(self, job_id: int) -> str:
     return run_job(job_id, export_job, worker=self.request.hostname or "")
 
 
-register_job_kind(JobKind("export", "training.export", "cpu", "export", "Export", ExportParams))
+def export_lost(job: Job) -> None:
+    from training.services.export import export_scratch_remove
+
+    export_scratch_remove(job)
+
+
+register_job_kind(JobKind("export", "training.export", "cpu", "export", "Export", ExportParams, on_lost=export_lost))

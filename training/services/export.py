@@ -163,6 +163,23 @@ def exports_sweep_partials(*, older_than: float = PARTIAL_STALE_SECONDS) -> list
     return removed
 
 
+def export_scratch_remove(job) -> list[Path]:
+    """What an export job whose worker died mid-way left under MEDIA_ROOT/exports: its scratch folder, and its
+    finished folder if the export was never recorded (managed exports name both after their job). Called by the
+    lost-job sweep (jobs.services.jobs_sweep_stale) once the job is failed. Returns what was removed."""
+    removed = []
+    recorded = set(Export.objects.filter(job_id=job.pk).values_list("path", flat=True))
+    media = Path(settings.MEDIA_ROOT).absolute()
+    for folder in exports_root().glob(f"*-job{job.pk}*"):
+        name = folder.name
+        is_scratch = name.startswith(".") and ".partial-" in name
+        is_orphan = not name.startswith(".") and str(folder.absolute().relative_to(media)) not in recorded
+        if folder.is_dir() and (is_scratch or is_orphan):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 def export_create(
     *, fmt: str, kind: str = "imagettes", out: str | Path | None = None, snapshot_id: int | None = None,
     created_by=None, job=None, progress: Progress | None = None,
