@@ -1,39 +1,85 @@
-"""Everything `make demo` needs in the database: one user of each role, then the demo data a user
-starting from the published dataset would have: 200 imagettes imported with their labels in the
-TenGeoP-SARwv layout and 300 more ingested unlabelled for the crowd. Idempotent."""
+"""Everything `make demo` needs in the database: one user of each role, the demo data a user starting from the
+published dataset would have (1 000 imagettes imported with their labels in the TenGeoP-SARwv layout, 300 more
+ingested unlabelled for the crowd), and a simulated crowd that has labelled part of those 300 through the queue,
+with gold items and a consensus run, so that Curation and Overview show real figures on the first visit.
+Idempotent: a second start adds nothing. The demo-only code lives in the top-level `demo` package."""
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Count, Q
 
 
 class Command(BaseCommand):
-    help = "Prepare the demo: users of each role and demo imagettes (idempotent)."
+    help = "Prepare the demo: users of each role, demo imagettes and a simulated crowd (idempotent)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--labelled", type=int, default=200, help="imagettes imported with labels")
+        parser.add_argument("--labelled", type=int, default=1000, help="imagettes imported with labels")
         parser.add_argument("--unlabelled", type=int, default=300, help="imagettes for the crowd")
+        parser.add_argument("--crowd-items", type=int, default=200,
+                            help="items the simulated crowd labels to their k votes (0: no simulated crowd)")
+        parser.add_argument("--gold", type=int, default=24, help="imported imagettes made gold for the crowd")
+        parser.add_argument("--workers", type=int, default=0,
+                            help="processes writing and ingesting the demo data (0: one per usable CPU, up to 4)")
 
-    def handle(self, *args, labelled: int, unlabelled: int, **options):
+    def handle(self, *args, labelled: int, unlabelled: int, crowd_items: int, gold: int, workers: int, **options):
         from annotations.models import Imagette
+        from demo.crowd import (
+            CROWD,
+            consensus_imports_warm,
+            crowd_password,
+            crowd_password_hashes,
+            crowd_pending,
+            crowd_simulate,
+        )
+        from demo.data import demo_data_ensure, demo_sets
 
+        if min(labelled, unlabelled, crowd_items, gold, workers) < 0:
+            raise CommandError("counts must not be negative")
         call_command("create_demo_users", stdout=self.stdout)
-        if Imagette.objects.exists():
-            self.stdout.write(f"Demo data already there: {Imagette.objects.count()} imagettes.")
+        root = Path(settings.VAR_DIR) / "demo"
+        if Imagette.objects.exists() and not root.exists():
+            self.stdout.write(f"{Imagette.objects.count()} imagettes are there already, not the demo's: "
+                              "no demo data and no simulated crowd added.")
             return
-        demo = Path(settings.VAR_DIR) / "demo"
-        sets = (("tengeop", labelled, "tengeop", 101), ("crowd", unlabelled, "mixed", 202))
-        for name, count, layout, seed in sets:
-            if count <= 0:
-                continue
-            folder = demo / name
-            if not folder.exists():
-                call_command("demo_data", str(folder), imagettes=count, layout=layout, seed=seed, stdout=self.stdout)
-            call_command("ingest", str(folder), stdout=self.stdout)
+        simulate = crowd_items > 0 and crowd_pending()
+        hashes = {}
+        with ThreadPoolExecutor(2, thread_name_prefix="demo") as threads:
+
+            def meanwhile() -> None:
+                # While the worker processes write and ingest: the crowd accounts' password hashes (PBKDF2 frees
+                # the GIL) and the consensus imports, which the crowd needs next.
+                if crowd_items > 0:
+                    hashes.update(crowd_password_hashes(threads))
+                if simulate:
+                    threads.submit(consensus_imports_warm)
+
+            truth_files = demo_data_ensure(root=root, sets=demo_sets(labelled=labelled, unlabelled=unlabelled),
+                                           workers=workers or None, report=self.stdout.write, started=meanwhile)
+            crowd = (crowd_simulate(truth_files=truth_files, items=crowd_items, gold=gold, password_hashes=hashes)
+                     if crowd_items > 0 else None)
+        if crowd_items > 0:
+            self.stdout.write("Simulated crowd, ordinary annotators (username / password / role / how they label):")
+            for persona in CROWD:
+                self.stdout.write(f"  {persona.username:<10} {crowd_password(persona.username):<15} annotator  "
+                                  f"{persona.style}")
+        counts = Imagette.objects.aggregate(
+            imported=Count("id", filter=Q(label_source=Imagette.LabelSource.IMPORTED)),
+            consensus=Count("id", filter=Q(label_source=Imagette.LabelSource.CONSENSUS)),
+            waiting=Count("id", filter=Q(queue_state=Imagette.QueueState.OPEN)),
+        )
         self.stdout.write(self.style.SUCCESS(
-            f"Demo data: {Imagette.objects.exclude(label_source='').count()} labelled imagettes (TenGeoP layout), "
-            f"{Imagette.objects.filter(label_source='').count()} waiting for the crowd. "
-            f"Ground truth (never read by the platform): {demo}/*/ground_truth.csv"
+            f"Demo data: {counts['imported']} imagettes imported with their labels, {counts['consensus']} labelled "
+            f"by the crowd's consensus, {counts['waiting']} waiting for the crowd. "
+            f"Ground truth (never read by the platform): {root}/**/ground_truth.csv"
         ))
+        if crowd is not None:
+            self.stdout.write(self.style.SUCCESS(
+                f"Simulated crowd: {crowd.total} votes ({crowd.gold_votes} on gold items) from {len(crowd.votes)} "
+                f"annotators; {crowd.consensus.get('message', '')}."
+            ))
+        elif simulate:
+            self.stdout.write("No simulated crowd: the queue holds imagettes the demo's ground truth does not know.")

@@ -1,0 +1,129 @@
+"""The demo's imagettes: written in the real formats, then ingested through the `ingest` command, in parallel.
+
+Two kinds of set, as a user starting from the published dataset would have: imagettes imported with their labels
+(the TenGeoP-SARwv tree, 1 000 of them so that a snapshot's 5 % test split holds 50), and imagettes in the mixed
+formats (SAFE folders and zips, GeoTIFF, PNG) left unlabelled for the crowd. The imported ones are 128 px imagettes
+of 256 px scenes (multilooked, see `imagette_texture`): at the light classifier's 64 px they look like the 256 px
+crowd imagettes, at half the cost to make and store; people label the crowd's at full resolution.
+
+Each set is a folder under VAR_DIR/demo with its `ground_truth.csv` (which the platform never reads); it is
+written to a scratch name and renamed when whole, and marked once ingested, so an interrupted first start picks
+up where it stopped and a second start does nothing. Writing and ingesting a set is one task; tasks run in forked
+worker processes, one per usable CPU (at most 4: SQLite takes one writer at a time), each ingest its own Job.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.core.management import call_command
+from django.db import connections
+
+__all__ = ["DemoSet", "demo_data_ensure", "demo_sets", "usable_cpus"]
+
+INGESTED = ".ingested"
+MAX_WORKERS = 4
+
+
+@dataclass(frozen=True)
+class DemoSet:
+    name: str  # folder under the demo root
+    count: int
+    layout: str  # "tengeop" (imported with labels) or "mixed" (for the crowd)
+    seed: int
+    size: int = 256
+    scene_size: int | None = None
+
+    @property
+    def cost(self) -> float:
+        """Relative time to write and ingest it (for the order of the tasks: longest first)."""
+        return self.count * (2.0 if self.size >= 256 else 1.0)
+
+
+def demo_sets(*, labelled: int, unlabelled: int, chunk: int = 250) -> list[DemoSet]:
+    """The crowd's set (`unlabelled`, mixed formats, 256 px) and the imported set (`labelled`, TenGeoP tree,
+    128 px of 256 px scenes) in parts of about `chunk`, so that the parts are written and ingested in parallel."""
+    sets = [DemoSet("crowd", unlabelled, "mixed", 202)] if unlabelled > 0 else []
+    parts = max(1, round(labelled / chunk)) if labelled > 0 else 0
+    for part in range(parts):
+        count = labelled // parts + (part < labelled % parts)
+        sets.append(DemoSet(f"tengeop/part-{part + 1}", count, "tengeop", 101 + part, size=128, scene_size=256))
+    return sets
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def demo_data_ensure(
+    *, root: Path, sets: Sequence[DemoSet], workers: int | None = None, report: Callable[[str], None] = print,
+    started: Callable[[], None] | None = None,
+) -> list[Path]:
+    """Write and ingest every set not ingested yet; returns the ground_truth.csv of every set. `report` gets a
+    line per set done; `started` is called once the worker processes run (so the caller may start threads then:
+    forking a process that runs threads is unsafe)."""
+    todo = sorted((s for s in sets if not (root / s.name / INGESTED).exists()), key=lambda s: -s.cost)
+    workers = min(workers or usable_cpus(), MAX_WORKERS, len(todo))
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        _close_connections()
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(demo_set_make, root=root, demo_set=s) for s in todo]
+            if started is not None:
+                started()
+            _wait(futures, pool, report)
+    else:
+        if started is not None:
+            started()
+        for demo_set in todo:
+            report(demo_set_make(root=root, demo_set=demo_set))
+    return [root / s.name / "ground_truth.csv" for s in sets]
+
+
+def _close_connections() -> None:
+    """A forked worker must share no connection with its parent: each opens its own. A PostgreSQL pool keeps its
+    connections (and threads) open after close(), so the pool goes too; it comes back on the next query."""
+    for connection in connections.all(initialized_only=True):
+        connection.close()
+        if close_pool := getattr(connection, "close_pool", None):
+            close_pool()
+
+
+def _wait(futures: list[Future], pool: Executor, report: Callable[[str], None]) -> None:
+    try:
+        for future in as_completed(futures):
+            report(future.result())
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+
+
+def demo_set_make(*, root: Path, demo_set: DemoSet) -> str:
+    """Write one set (unless it is there, whole) and ingest it; returns what the ingest said."""
+    from annotations.synthetic import write_demo_imagettes
+
+    folder = root / demo_set.name
+    if not (folder / "ground_truth.csv").exists():
+        scratch = folder.with_name(f".{folder.name}.partial")
+        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)  # a set half written by an interrupted start
+        write_demo_imagettes(scratch, demo_set.count, seed=demo_set.seed, layout=demo_set.layout,
+                             size=demo_set.size, scene_size=demo_set.scene_size)
+        scratch.rename(folder)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command("ingest", str(folder), stdout=out, stderr=err)
+    except SystemExit as exc:  # `ingest` exits 1 when it refused a file: demo files never should be
+        raise RuntimeError(f"ingest of {folder} refused files:\n{err.getvalue()}") from exc
+    (folder / INGESTED).touch()
+    summary = out.getvalue().strip().splitlines()[-1]
+    return f"{demo_set.name}: {demo_set.count} imagettes ({demo_set.layout}, {demo_set.size} px); {summary}"

@@ -1,0 +1,62 @@
+"""The `demo_setup` command and demo/data.py: the demo's data and crowd, made once, resumed when interrupted."""
+
+import io
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.test import override_settings
+
+from annotations.models import ConsensusRun, GoldLabel, Imagette, Vote
+from demo.data import INGESTED, DemoSet, demo_data_ensure
+from jobs.models import Job
+
+FAST = override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+                         CRYOLABEL_CONSENSUS_METHOD="majority", CRYOLABEL_GOLD_RATE=0.3)
+
+
+def _state() -> tuple:
+    return (Imagette.objects.count(), Vote.objects.count(), GoldLabel.objects.count(), ConsensusRun.objects.count(),
+            Job.objects.count(), User.objects.count())
+
+
+@FAST
+@pytest.mark.django_db
+def test_demo_setup_makes_data_and_crowd_once(settings, tmp_path):
+    settings.VAR_DIR, settings.MEDIA_ROOT = tmp_path, tmp_path / "media"
+    out = io.StringIO()
+    call_command("demo_setup", labelled=12, unlabelled=30, crowd_items=6, gold=4, workers=1, stdout=out)
+
+    text = out.getvalue()
+    assert "crowd8     crowd8-demo     annotator  careless" in text
+    assert Imagette.objects.filter(label_source=Imagette.LabelSource.IMPORTED).count() == 12
+    imported = Imagette.objects.filter(label_source=Imagette.LabelSource.IMPORTED).first()
+    assert (imported.width, imported.height) == (128, 128)  # the imported set: 128 px of 256 px scenes
+    assert Imagette.objects.filter(queue_state=Imagette.QueueState.COMPLETE).count() >= 5
+    assert GoldLabel.objects.count() == 4 and ConsensusRun.objects.count() == 1
+    assert User.objects.filter(username__startswith="crowd").count() == 8
+    made = _state()
+
+    again = io.StringIO()
+    call_command("demo_setup", labelled=12, unlabelled=30, crowd_items=6, gold=4, workers=1, stdout=again)
+    assert _state() == made
+    assert "crowd1     crowd1-demo" in again.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_demo_data_in_worker_processes_and_resumed(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    sets = [DemoSet("imported", 4, "tengeop", 1, size=64), DemoSet("crowd", 5, "mixed", 2, size=64)]
+    (tmp_path / "crowd").mkdir()
+    (tmp_path / "crowd" / "stray.tif").write_bytes(b"left by an interrupted start")
+    lines = []
+
+    truth = demo_data_ensure(root=tmp_path, sets=sets, workers=2, report=lines.append)
+
+    assert len(lines) == 2 and all(path.exists() for path in truth)
+    assert Imagette.objects.count() == 9 and Job.objects.filter(kind="ingest", state="succeeded").count() == 2
+    assert not (tmp_path / "crowd" / "stray.tif").exists()
+    # An ingest interrupted before its mark is run again: the same pixels count once.
+    (tmp_path / "crowd" / INGESTED).unlink()
+    assert demo_data_ensure(root=tmp_path, sets=sets, workers=2, report=lines.append) == truth
+    assert Imagette.objects.count() == 9 and len(lines) == 3
