@@ -10,8 +10,8 @@ class JobSerializer(serializers.ModelSerializer):
         model = Job
         fields = [
             "id", "kind", "state", "progress", "message", "reason", "params", "metrics", "result",
-            "error", "queue", "attempts", "created_by", "created_at", "started_at", "finished_at",
-            "updated_at",
+            "error", "queue", "attempts", "warnings", "created_by", "created_at", "started_at", "finished_at",
+            "updated_at", "heartbeat_at",
         ]
         read_only_fields = fields
 

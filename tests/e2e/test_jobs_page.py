@@ -41,3 +41,38 @@ def test_annotator_cannot_start_jobs_and_logs_out(page, make_user):
     page.click("text=Log out")
     page.goto("/jobs/")
     assert "/accounts/login/" in page.url
+
+
+def test_an_ingest_that_refused_files_does_not_look_green(page, make_user, platform):
+    """Issue 11 §7: every file refused -> failed; some refused -> 'succeeded · N refused', in amber. The jobs run
+    for real (the command line's way, in this process) on a batch made of bad and good files."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from annotations.synthetic import write_geotiff_imagette
+    from annotations.tasks import ingest_job
+    from jobs.models import Job
+    from jobs.runner import run_job
+
+    bad = Path(tempfile.mkdtemp(prefix="ingest-bad-"))
+    (bad / "a.tif").write_text("not a tiff")
+    (bad / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    all_refused = Job.objects.create(kind="ingest", queue="cli", params={"paths": [str(bad)]})
+    assert run_job(all_refused.pk, ingest_job) == Job.State.FAILED
+    write_geotiff_imagette(bad / "c.tif", np.random.default_rng(5).normal(-12, 2, (32, 32)))
+    some_refused = Job.objects.create(kind="ingest", queue="cli", params={"paths": [str(bad)]})
+    assert run_job(some_refused.pk, ingest_job) == Job.State.SUCCEEDED
+
+    make_user(Role.ADMIN, "boss")
+    log_in(page, "boss")
+    page.goto("/jobs/")
+    failed = page.locator(f"#job-{all_refused.pk} .badge")
+    expect(failed).to_have_text("failed")
+    expect(page.locator(f"#job-{all_refused.pk} .msg")).to_contain_text("all 2 file(s) refused, nothing ingested")
+    warned = page.locator(f"#job-{some_refused.pk} .badge")
+    expect(warned).to_have_text("succeeded · 2 refused")
+    expect(warned).to_have_class("badge succeeded warned")
+    assert warned.evaluate("e => getComputedStyle(e).backgroundColor") != failed.evaluate(
+        "e => getComputedStyle(e).backgroundColor")

@@ -2,7 +2,7 @@
 // ingest job live over /ws/jobs/ (polling the job while the socket is down) and show what it made.
 import { api, csrfToken } from "./api.js";
 import { followJobs } from "./jobs-socket.js";
-import { $, html, setHtml } from "./util.js";
+import { $, html, jobBadge, setHtml } from "./util.js";
 
 const ACCEPTED = [".zip", ".tif", ".tiff", ".png"];
 const FINISHED = ["succeeded", "failed", "cancelled"];
@@ -179,7 +179,7 @@ function render(job) {
   }
   const names = entry.names.length > 3 ? `${entry.names.slice(0, 3).join(", ")} and ${entry.names.length - 3} more` : entry.names.join(", ");
   setHtml(node, html`
-    <div class="head"><a href="/jobs/">Job #${job.id}</a><span class="badge ${job.state}">${job.state}</span>
+    <div class="head"><a href="/jobs/">Job #${job.id}</a>${jobBadge(job)}
       <span class="files" title="${entry.names.join("\n")}">${names}</span></div>
     <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="${pct}">
       <div class="bar" style="width:${pct}%"></div><span>${pct}%</span></div>

@@ -1,7 +1,7 @@
 // Jobs page: a table kept live by /ws/jobs/ (reconnects by itself), and the start/cancel buttons.
 import { api, errorText } from "./api.js";
 import { followJobs } from "./jobs-socket.js";
-import { $, fmtWhen, html, setHtml } from "./util.js";
+import { $, fmtWhen, html, jobBadge, setHtml } from "./util.js";
 
 const body = $("jobs-body");
 const jobs = new Map();
@@ -22,7 +22,7 @@ function row(job) {
   setHtml(tr, html`
     <td><a href="#" data-detail="${job.id}">${job.id}</a></td>
     <td>${job.kind}</td>
-    <td><span class="badge ${job.state}">${job.state}</span></td>
+    <td>${jobBadge(job)}</td>
     <td class="wide">
       <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="${pct}">
         <div class="bar" style="width:${pct}%"></div><span>${pct}%</span>

@@ -137,3 +137,12 @@ export function svg(tag, attrs = {}, children = []) {
 }
 
 export const svgTitle = (text) => svg("title", {}, text);
+
+// A job's state as a badge, with what a succeeded job could not do (an ingest's refused files) beside it:
+// "succeeded · 3 refused" shows amber, not green.
+export function jobBadge(job) {
+  const warnings = job.state === "succeeded" ? job.warnings || 0 : 0;
+  const what = job.kind === "ingest" ? "refused" : warnings === 1 ? "warning" : "warnings";
+  return html`<span class="badge ${job.state}${warnings ? " warned" : ""}" data-warnings="${warnings}"
+    title="${warnings ? `${warnings} ${what}: see the job's log` : job.state}">${job.state}${warnings ? ` · ${warnings} ${what}` : ""}</span>`;
+}
