@@ -222,7 +222,8 @@ function renderVersions() {
     const activation = v.is_active
       ? html`<span class="badge active">active</span> <span class="reason">${v.activation_reason}</span>`
       : v.activated_at ? html`<span class="reason muted" title="active until another version was">was active: ${v.activation_reason}</span>`
-        : html`<span class="muted">never active</span>`;
+        : v.activation_reason ? html`<span class="reason muted not-activated">${v.activation_reason}</span>`
+          : html`<span class="muted">never active</span>`;
     return html`
     <tr data-version-id="${v.id}" data-active="${v.is_active}" aria-selected="${v.id === state.selectedId}" tabindex="0"
         class="${v.is_active ? "is-active" : ""}">
@@ -252,6 +253,15 @@ function facts(box, rows) {
 function splitCounts(snap) {
   const s = (snap && snap.counts && snap.counts.per_split) || {};
   return ["train", "val", "test"].map((k) => `${s[k] || 0} ${k}`).join(" · ");
+}
+
+// What a new version had to beat on the validation split to become active on its own (stored with it).
+function baselineFact(b) {
+  if (!b || !isNum(b.score)) return null;
+  const how = b.majority > b.chance && b.majority_class
+    ? `always ${(bySlug.get(b.majority_class) || { name: b.majority_class }).name}, the most frequent of ${b.n_items} items`
+    : `chance over ${Math.round(1 / b.chance)} classes`;
+  return ["baseline", `${pct(b.score)} (${how})`];
 }
 
 function renderDetail() {
@@ -287,6 +297,7 @@ function renderDetail() {
     ["reason", v.activation_reason || "—"],
     ["since", v.activated_at ? when(v.activated_at) : "—"],
     ["val score", pct(v.val_score)],
+    baselineFact(v.val_metrics && v.val_metrics.baseline),
   ]);
   const vm = v.val_metrics || {}, tm = v.test_metrics || {};
   facts($("detail-metrics"), [
@@ -350,6 +361,27 @@ async function activate(id, button) {
 // --- training, followed live --------------------------------------------------------------------
 const jobBox = $("train-job");
 
+// Time left of a running training job: the mean duration of its last (up to) three epochs times the epochs left,
+// read from its progress (which counts the batches of the current epoch; the final evaluation weighs 0.2 epoch).
+function secondsLeft(job, history, epochs) {
+  const times = history.slice(-3).map((r) => (isNum(r.seconds_with_checkpoint) ? r.seconds_with_checkpoint : r.seconds)).filter(isNum);
+  if (!times.length) return null;
+  const perEpoch = times.reduce((a, b) => a + b, 0) / times.length;
+  return Math.max(0, (epochs + 0.2) * (1 - (job.progress || 0))) * perEpoch;
+}
+
+function duration(seconds) {
+  const s = Math.round(seconds);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, "0")} s`;
+  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")} min`;
+}
+
+function timeLeftText(job, history, epochs) {
+  const left = secondsLeft(job, history, epochs);
+  return left === null ? "estimated after the first epoch" : `about ${duration(left)}`;
+}
+
 function renderJobFacts(job) {
   if (!job) return;
   const mt = job.metrics || {};
@@ -359,8 +391,10 @@ function renderJobFacts(job) {
   const epochs = mt.epochs || (mt.hparams && mt.hparams.epochs);
   const rows = [
     mt.snapshot ? ["snapshot", snap ? `#${snap.number} · ${snap.size} imagettes (${splitCounts(snap)})` : `id ${mt.snapshot}`] : null,
-    mt.device ? ["device", `${mt.device}${mt.hparams && mt.hparams.arch ? ` · ${arch(mt.hparams)}` : ""}`] : null,
+    mt.device ? ["device", `${mt.device}${mt.hparams && mt.hparams.arch ? ` · ${arch(mt.hparams)}` : ""}` +
+      (mt.threads && mt.threads.intra_op ? ` · ${mt.threads.intra_op} CPU thread${mt.threads.intra_op === 1 ? "" : "s"}` : "")] : null,
     epochs ? ["epochs", `${history.length} of ${epochs} done`] : null,
+    job.state === "running" && epochs ? ["time left", timeLeftText(job, history, epochs)] : null,
     lastRow ? ["last epoch", `loss ${dec(lastRow.train_loss, 4)} · val loss ${dec(lastRow.val_loss, 4)} · val top-1 ${pct(lastRow.val_top1)}` +
       ` · val macro F1 ${dec(lastRow.val_macro_f1)}` + (isNum(lastRow.seconds) ? ` · ${lastRow.seconds.toFixed(1)} s` : "")] : null,
     lastRow && lastRow.val_per_class_f1 ? ["val F1 per class", html`<span class="chips f1-chips">${classes.map((c) => {
@@ -369,7 +403,7 @@ function renderJobFacts(job) {
         title="${c.name}" data-slug="${c.slug}">${c.letter} <span class="p">${isNum(f) ? f.toFixed(2) : "—"}</span></span>`;
     })}</span>`] : null,
     job.state === "succeeded" && job.result && job.result.number ? ["result", `v${job.result.number}` +
-      `${job.result.active ? " (now active)" : " (not activated: the active version scores higher)"}`] : null,
+      (job.result.active ? " (now active)" : ` (${job.result.activation || "not activated"})`)] : null,
   ];
   facts($("train-job-facts"), rows);
   if (mt.snapshot && !snap) loadSnapshots().then(() => { if (state.snapshots.has(mt.snapshot)) renderJobFacts(state.jobs.get(state.followed)); });
