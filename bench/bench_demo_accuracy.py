@@ -1,9 +1,10 @@
 """The light classifier on the demo data, as `make demo` trains it: accuracy against the target, and time.
 
-What it does: in a temporary CRYOLABEL_VAR_DIR, migrates, runs `demo_setup` (200 imagettes imported with their
-TenGeoP labels + 300 unlabelled ones), then runs the training job function with the defaults for this machine
-(no overrides: on a CPU, ResNet-18 at 64 px for at least 500 optimizer steps), exactly what the Train button
-queues. Prints the per-epoch history, the test-split top-1 and PASS/FAIL against the target (>= 90 %).
+What it does: in a temporary CRYOLABEL_VAR_DIR, migrates, runs `demo_setup` (1 000 imagettes imported with their
+TenGeoP labels, 300 for the crowd, of which the simulated crowd labels about 200 to a consensus), then runs the
+training job function with the defaults for this machine (no overrides: on a CPU, ResNet-18 at 64 px for at least
+500 optimizer steps), exactly what the Train button queues. Prints the snapshot's make-up, the per-epoch history,
+the test-split top-1 (at least 50 test imagettes) and PASS/FAIL against the target (>= 90 %).
 
 Run from the repository root:  .venv/bin/python bench/bench_demo_accuracy.py
 """
@@ -53,8 +54,10 @@ def main() -> int:
                   f"{row['seconds']:>6.2f}")
         version = ModelVersion.objects.get(job=job)
         top1 = version.test_metrics["top1"]
+        counts = version.snapshot.counts
         print(f"{version.hparams['arch']} at {version.hparams['image_size']} px, {version.hparams['epochs']} epochs, "
-              f"{seconds:.0f} s in all; snapshot of {version.snapshot.size} imagettes")
+              f"{seconds:.0f} s in all; snapshot of {version.snapshot.size} imagettes: {counts['per_source']}, "
+              f"splits {counts['per_split']}")
         print(f"test top-1 {top1:.3f} on {version.test_metrics['n_items']} test imagettes "
               f"(val {version.val_score:.3f}); target >= {TARGET}")
         print(load_line())
