@@ -18,6 +18,7 @@ import io
 import multiprocessing
 import os
 import shutil
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -74,7 +75,8 @@ def demo_data_ensure(
     forking a process that runs threads is unsafe)."""
     todo = sorted((s for s in sets if not (root / s.name / INGESTED).exists()), key=lambda s: -s.cost)
     workers = min(workers or usable_cpus(), MAX_WORKERS, len(todo))
-    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+    # Forked workers start at once with everything imported; fork is safe on Linux only (macOS frameworks are not).
+    if workers > 1 and sys.platform.startswith("linux"):
         _close_connections()
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             futures = [pool.submit(demo_set_make, root=root, demo_set=s) for s in todo]
