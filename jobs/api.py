@@ -4,34 +4,30 @@ from __future__ import annotations
 
 from django.http import Http404
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied, ValidationError
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.viewsets import ViewSet
 
 from accounts.roles import perm
+from eoplatform.pagination import PAGE_PARAMETERS, LimitOffsetPagination
 from jobs.registry import job_kind, job_kinds
 from jobs.selectors import jobs_visible_to
-from jobs.serializers import JobDetailSerializer, JobSerializer, JobSubmitSerializer
+from jobs.serializers import JobDetailSerializer, JobFilterSerializer, JobSerializer, JobSubmitSerializer
 from jobs.services import job_cancel, job_submit
 
 
 class JobViewSet(ViewSet):
     """Background jobs (ingest, training, prediction, export, worker checks) and their progress."""
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("state", str, enum=["queued", "running", "succeeded", "failed", "cancelled"]),
-            OpenApiParameter("kind", str),
-        ],
-        responses=JobSerializer(many=True),
-    )
+    @extend_schema(parameters=[JobFilterSerializer, *PAGE_PARAMETERS], responses=JobSerializer(many=True))
     def list(self, request):
+        filters = JobFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
         queryset = jobs_visible_to(request.user)
-        for field in ("state", "kind"):
-            if value := request.query_params.get(field):
+        for field, value in filters.validated_data.items():
+            if value:
                 queryset = queryset.filter(**{field: value})
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(queryset, request, view=self)

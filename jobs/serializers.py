@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from eoplatform.untrusted import has_nul
 from jobs.models import Job
 
 
@@ -22,7 +23,20 @@ class JobDetailSerializer(JobSerializer):
         read_only_fields = fields
 
 
+class JobFilterSerializer(serializers.Serializer):
+    """The job list's query parameters (a blank one filters nothing; text with NUL is a 400, not a 500 from
+    PostgreSQL)."""
+
+    state = serializers.ChoiceField(choices=Job.State.choices, required=False, allow_blank=True)
+    kind = serializers.CharField(required=False, allow_blank=True, max_length=40)
+
+
 class JobSubmitSerializer(serializers.Serializer):
     kind = serializers.CharField()
     params = serializers.JSONField(required=False, default=dict)
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=300)
+
+    def validate_params(self, value):
+        if has_nul(value):  # stored as jsonb, which refuses it (a 500 on PostgreSQL)
+            raise serializers.ValidationError("text in params must not contain NUL characters")
+        return value
