@@ -10,7 +10,6 @@ from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -31,6 +30,7 @@ from annotations.serializers import (
 )
 from annotations.services import labels as label_services
 from annotations.services.votes import VoteRefused, annotator_stats, next_items, vote_submit
+from eoplatform.pagination import PAGE_PARAMETERS, LimitOffsetPagination
 from jobs.serializers import JobDetailSerializer
 from jobs.services import job_submit
 
@@ -48,7 +48,7 @@ class ImagetteListApi(APIView):
 
     permission_classes = [CanReview]
 
-    @extend_schema(parameters=[ImagetteFilterSerializer], responses=ImagetteSerializer(many=True))
+    @extend_schema(parameters=[ImagetteFilterSerializer, *PAGE_PARAMETERS], responses=ImagetteSerializer(many=True))
     def get(self, request):
         filters = ImagetteFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -109,7 +109,7 @@ class NextItemsApi(APIView):
 class VoteListCreateApi(APIView):
     permission_classes = [CanLabel]
 
-    @extend_schema(responses=VoteOutSerializer(many=True))
+    @extend_schema(parameters=PAGE_PARAMETERS, responses=VoteOutSerializer(many=True))
     def get(self, request):
         """The caller's own votes, newest first, with their count and pace."""
         votes = Vote.objects.filter(annotator=request.user).order_by("-created_at", "-id")
@@ -156,7 +156,7 @@ class CurationApi(APIView):
 
     permission_classes = [CanReview]
 
-    @extend_schema(responses=ImagetteSerializer(many=True))
+    @extend_schema(parameters=PAGE_PARAMETERS, responses=ImagetteSerializer(many=True))
     def get(self, request):
         queryset = (
             Imagette.objects.select_related("consensus", "gold").filter(consensus__isnull=False)

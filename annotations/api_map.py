@@ -47,9 +47,11 @@ class MapFilterSerializer(serializers.Serializer):
         if not value:
             return None
         match = MONTH_RE.match(value.strip())
-        if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1:
+        year, number = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+        # Not 9999-12 either: the month's end (the first of the next one) would be past what datetime holds.
+        if not (year >= 1 and 1 <= number <= 12 and (year, number) < (9999, 12)):
             raise serializers.ValidationError(f"{value!r} is not a month: use YYYY-MM, e.g. 2016-01")
-        return int(match.group(1)), int(match.group(2))
+        return year, number
 
     def filters(self, request) -> map_selectors.MapFilters:
         data = self.validated_data

@@ -4,6 +4,7 @@ from rest_framework import serializers
 from annotations.models import Imagette
 from annotations.selectors import active_prediction_prefetch, mask_to_slugs
 from annotations.wv_classes import SLUGS
+from eoplatform.untrusted import MAX_ID
 
 
 class LabelsField(serializers.ListField):
@@ -107,7 +108,8 @@ class ImagetteSerializer(ImagetteCrowdSerializer):
 
 
 class VoteInSerializer(serializers.Serializer):
-    imagette = serializers.IntegerField()
+    # Bounded: the vote's raw SQL would fail on an id beyond 64 bits (SQLite: a 500).
+    imagette = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     labels = LabelsField()
     seconds = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=86400)
     suggested = serializers.BooleanField(required=False, default=False,
