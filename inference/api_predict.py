@@ -9,11 +9,12 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import HasCapability
+from eoplatform.pagination import LimitOffsetPagination
+from eoplatform.untrusted import MAX_ID, is_row_id
 from inference.models import Prediction
 from inference.serializers import PredictionRowSerializer, PredictRequestSerializer
 from inference.services.predict import PredictRefused, predict_check
@@ -54,9 +55,12 @@ def _int_param(request, name: str) -> int | None:
     if value in (None, ""):
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise ValidationError({name: ["must be an integer id"]}) from None
+    if not is_row_id(number):
+        raise ValidationError({name: [f"must be an id, 1 to {MAX_ID}"]})
+    return number
 
 
 def _bool_param(request, name: str) -> bool | None:
@@ -100,6 +104,8 @@ class PredictionListApi(ListAPIView):
             if (value := _int_param(request, name)) is not None:
                 queryset = queryset.filter(**{f"{name}_id": value})
         if network := request.query_params.get("network"):
+            if "\x00" in network:  # PostgreSQL refuses NUL in text: a 500 unless refused here
+                raise ValidationError({"network": ["must not contain NUL characters"]})
             queryset = queryset.filter(model_version__network=network)
         for name, field in (("current", "is_current"), ("reviewed", "reviewed"), ("disagrees", "disagrees")):
             if (value := _bool_param(request, name)) is not None:

@@ -13,6 +13,7 @@ from annotations.selectors import mask_to_slugs, slugs_to_mask
 from annotations.serializers import LabelsField, consensus_summary, preview_url
 from annotations.services.votes import ALL_CLASSES_MASK
 from annotations.wv_classes import SLUGS
+from eoplatform.untrusted import MAX_ID, is_row_id
 from inference.services.review import (
     MAX_COUNT,
     MEASURES,
@@ -38,9 +39,12 @@ class CommaIntegers(serializers.CharField):
         if len(parts) > MAX_EXCLUDE:
             raise serializers.ValidationError(f"at most {MAX_EXCLUDE} ids")
         try:
-            return [int(p) for p in parts]
+            ids = [int(p) for p in parts]
         except ValueError:
             raise serializers.ValidationError("a comma-separated list of imagette ids") from None
+        if not all(map(is_row_id, ids)):  # beyond 64 bits the database fails (a 500 unless refused here)
+            raise serializers.ValidationError(f"imagette ids are 1 to {MAX_ID}")
+        return ids
 
 
 class ReviewNextQuery(serializers.Serializer):
