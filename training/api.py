@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -39,10 +39,13 @@ class SnapshotListApi(APIView):
 class ModelVersionListApi(APIView):
     permission_classes = [CanReview]
 
-    @extend_schema(responses=ModelVersionSerializer(many=True))
+    @extend_schema(parameters=[OpenApiParameter("network", str, description="Versions of this network only.")],
+                   responses=ModelVersionSerializer(many=True))
     def get(self, request):
         versions = ModelVersion.objects.select_related("snapshot")
         if network := request.query_params.get("network"):
+            if "\x00" in network:  # PostgreSQL refuses NUL in text: a 500 unless refused here
+                return Response({"network": ["must not contain NUL characters"]}, status=400)
             versions = versions.filter(network=network)
         return Response(ModelVersionSerializer(versions[:200], many=True).data)
 

@@ -2,6 +2,7 @@ import re
 
 from rest_framework import serializers
 
+from eoplatform.untrusted import has_nul
 from training.models import ModelVersion, Snapshot
 
 
@@ -49,6 +50,8 @@ class TrainRequestSerializer(serializers.Serializer):
         values that cannot work) runs on the worker before the first epoch and fails the job with its reason."""
         if len(value) > MAX_HPARAMS:
             raise serializers.ValidationError(f"at most {MAX_HPARAMS} hyper-parameters")
+        if has_nul(value):  # the job's params are jsonb, which refuses it (a 500 on PostgreSQL)
+            raise serializers.ValidationError("text must not contain NUL characters")
         for key, item in value.items():
             if key == "weights_path":  # a path on the worker's disk is the operator's choice, not a request's
                 raise serializers.ValidationError("weights_path comes from CRYOLABEL_CLASSIFIER_WEIGHTS on the worker")
