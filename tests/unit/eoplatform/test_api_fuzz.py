@@ -120,8 +120,9 @@ def _existing_path_parameters(case, ids: dict) -> dict | None:
     return {**(case.path_parameters or {}), segments[3][1:-1]: ids[segments[2]]}
 
 
-def _call(case, *, role: str, headers: dict, app) -> str | None:
-    """Call the case in a savepoint rolled back after it; a description of the failure when it answers 5xx."""
+def _call(case, *, role: str, headers: dict, app) -> tuple[int, str | None]:
+    """Call the case in a savepoint rolled back after it: its status, and a description of the failure when it
+    answers 5xx."""
     app.raised.clear()
     with transaction.atomic():
         response = case.call(headers=headers)
@@ -129,8 +130,8 @@ def _call(case, *, role: str, headers: dict, app) -> str | None:
     if response.status_code >= 500:
         body = "" if type(case.body).__name__ == "NotSet" else f" body={case.body!r:.400}"
         error = app.raised[-1] if app.raised else f"(no exception recorded) {response.text[:300]}"
-        return (f"as {role}: {case.method} {case.formatted_path} query={case.query!r:.300} "
-                f"media_type={case.media_type!r}{body} -> {response.status_code}\n{error}")
+        return response.status_code, (f"as {role}: {case.method} {case.formatted_path} query={case.query!r:.300} "
+                                      f"media_type={case.media_type!r}{body} -> {response.status_code}\n{error}")
     if CONFORMANCE and response.status_code < 500:
         from schemathesis.specs.openapi.checks import response_schema_conformance
 
@@ -139,7 +140,7 @@ def _call(case, *, role: str, headers: dict, app) -> str | None:
         except Exception as mismatch:  # noqa: BLE001 (reported, not checked)
             print(f"\nCONFORMANCE as {role}: {case.method} {case.formatted_path} -> {response.status_code}: "
                   f"{str(mismatch)[:500]}")
-    return None
+    return response.status_code, None
 
 
 # Values that broke APIs before, put in each query parameter, path id and top-level JSON body field in turn:
@@ -200,37 +201,91 @@ def test_no_input_the_schema_describes_gets_a_server_error(api_schema, fuzz_worl
     failures: dict[tuple, str] = {}  # (operation, query parameters, exception) -> the first case that raised it
     calls = 0
     mutated: set[str] = set()
+    first_valid: dict[str, object] = {}  # operation -> its first case generated valid
 
-    def call(variant, role_names) -> None:
+    def call(variant, role_names) -> list[int]:
         nonlocal calls
+        statuses = []
         for role in role_names:
             calls += 1
-            if failure := _call(variant, role=role, headers={**(variant.headers or {}), **roles[role]},
-                                app=wsgi_app):
+            status, failure = _call(variant, role=role, headers={**(variant.headers or {}), **roles[role]},
+                                    app=wsgi_app)
+            statuses.append(status)
+            if failure:
                 key = (variant.operation.label, tuple(sorted(variant.query or {})), failure.strip().splitlines()[-1])
                 failures.setdefault(key, failure)
+        return statuses
+
+    def mutate(case) -> None:
+        # As the annotator (whose vote the votes/{id} paths name) and the admin (who may call everything).
+        mutated.add(case.operation.label)
+        for variant in _hostile_variants(case, ids):
+            call(variant, [signed_in[0], signed_in[-1]])
 
     def call_as_each_role(case):
         # The generated case as admin (and anonymously when it is a random one: every role is refused alike
         # before its input is read); with a path id, once more as every role on a row that exists.
-        call(case, [signed_in[-1], *([anonymous] if case.meta.phase.name == TestPhase.FUZZING else [])])
+        statuses = call(case, [signed_in[-1], *([anonymous] if case.meta.phase.name == TestPhase.FUZZING else [])])
         existing = _existing_path_parameters(case, ids)
-        call(case if existing is None else case.operation.Case(
+        statuses += call(case if existing is None else case.operation.Case(
             method=case.method, path_parameters=existing, query=case.query, headers=case.headers, body=case.body,
             media_type=case.media_type), signed_in[:-1] if existing is None else signed_in)
-        # The first valid case of an operation also goes through the hostile values, as the annotator (whose
-        # vote the votes/{id} paths name) and the admin (who may call everything).
-        if case.operation.label not in mutated and case.meta.generation.mode == GenerationMode.POSITIVE:
-            mutated.add(case.operation.label)
-            for variant in _hostile_variants(case, ids):
-                call(variant, [signed_in[0], signed_in[-1]])
+        # The hostile values go into the first valid case the API let through its validation (so that they reach
+        # the queries behind it), else into the first valid case.
+        if case.operation.label in mutated or case.meta.generation.mode != GenerationMode.POSITIVE:
+            return
+        first_valid.setdefault(case.operation.label, case)
+        if any(status < 400 or status in (404, 409, 410) for status in statuses):
+            mutate(case)
 
     operations = 0
     for result in get_all_tests(schema=api_schema, test_func=call_as_each_role, settings=None, given_kwargs={}):
         operation, test = result.ok()
         operations += 1
         test()
+        if operation.label not in mutated:
+            mutate(first_valid[operation.label])
     print(f"{operations} operations, {calls} calls")
     assert operations > 30 and calls > operations * 20
     assert len(mutated) == operations
     assert not failures, f"{len(failures)} server errors:\n\n" + "\n\n".join(failures.values())
+
+
+BIG = 2**63  # one past the largest id
+REGRESSIONS = [  # what the fuzzing found answering 500 (the database or Python failing on it), and the answer now
+    ("get", "/api/v1/map/points/?month=9999-12", None, 400),  # ValueError: year 10000 is out of range
+    ("get", "/api/v1/map/density/?month=9999-12", None, 400),
+    ("get", "/api/v1/jobs/?kind=a%00b", None, 400),  # PostgreSQL: text fields cannot contain NUL (0x00) bytes
+    ("get", "/api/v1/jobs/?state=a%00b", None, 400),
+    ("get", "/api/v1/predictions/?network=a%00b", None, 400),
+    ("get", "/api/v1/models/?network=a%00b", None, 400),
+    ("get", f"/api/v1/jobs/?limit={BIG}", None, 200),  # PostgreSQL: bigint out of range; SQLite: datatype mismatch
+    ("get", f"/api/v1/predictions/?imagette={BIG}", None, 400),  # SQLite: Python int too large to convert
+    ("get", f"/api/v1/predictions/?model_version={BIG}", None, 400),
+    ("get", f"/api/v1/review/next/?exclude=1,{BIG}", None, 400),
+    ("post", "/api/v1/votes/", {"imagette": BIG, "labels": ["sea_ice"]}, 400),
+    ("post", "/api/v1/train/", {"hparams": {"lr": "a\x00"}}, 400),  # PostgreSQL: jsonb refuses \u0000
+    ("post", "/api/v1/jobs/", {"kind": "train", "params": {"hparams": {"lr": "a\x00"}}}, 400),
+]
+
+
+def test_the_inputs_that_answered_500_answer_4xx(client_as, admin_user, monkeypatch):
+    from eoplatform.celery import app
+    from jobs.services import job_submit
+    from training.models import ModelVersion, Snapshot
+
+    monkeypatch.setattr(app, "send_task", lambda *args, **kwargs: None)
+    job_submit(kind="worker_check", params={}, created_by=admin_user)  # a page to cut: an empty list never queries
+    snapshot = Snapshot.objects.create(number=1, seed=0, fractions={"train": 1.0}, agreement_threshold=0.6)
+    ModelVersion.objects.create(network="classifier", number=1, snapshot=snapshot, checkpoint="v1.pt",
+                                is_active=True)  # the review queue reads only with an active model
+    client = client_as(admin_user)
+    answers = []
+    for method, url, body, _expected in REGRESSIONS:
+        with transaction.atomic():
+            response = getattr(client, method)(url, body, format="json") if body else getattr(client, method)(url)
+            transaction.set_rollback(True)
+        answers.append(response.status_code)
+    assert answers == [expected for *_, expected in REGRESSIONS], list(zip(REGRESSIONS, answers, strict=True))
+    capped = client.get(f"/api/v1/jobs/?limit={BIG}").json()
+    assert capped["count"] == len(capped["results"]) == 1
