@@ -137,9 +137,10 @@ def _call(case, *, role: str, headers: dict, app) -> tuple[int, str | None]:
 
         try:
             case.validate_response(response, checks=[response_schema_conformance])
-        except Exception as mismatch:  # noqa: BLE001 (reported, not checked)
-            print(f"\nCONFORMANCE as {role}: {case.method} {case.formatted_path} -> {response.status_code}: "
-                  f"{str(mismatch)[:500]}")
+        except BaseExceptionGroup as mismatches:  # reported, not checked
+            for mismatch in mismatches.exceptions:
+                print(f"\nCONFORMANCE as {role}: {case.method} {case.operation.path} -> {response.status_code}: "
+                      f"{getattr(mismatch, 'title', '')}: {str(mismatch).strip().splitlines()[:3][-1][:200]}")
     return response.status_code, None
 
 
