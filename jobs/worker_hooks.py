@@ -31,14 +31,35 @@ def log_torch_threads(sender=None, **kwargs) -> None:
 
 @worker_ready.connect
 def sweep_stale_jobs_on_start(sender=None, **kwargs) -> None:
+    """Sweep now (what this worker's previous life left running), then every CRYOLABEL_JOB_SWEEP_SECONDS from a
+    thread of the worker's main process: jobs whose process died anywhere (no heartbeat) are failed or requeued
+    within a minute or two, even when the dead worker comes back under another hostname or not at all."""
+    import threading
+
+    from django.conf import settings
+
+    hostname = getattr(sender, "hostname", None)
+    _sweep(worker_hostname=hostname)
+    stop = threading.Event()
+
+    def every_while() -> None:
+        while not stop.wait(settings.CRYOLABEL_JOB_SWEEP_SECONDS):
+            _sweep(worker_hostname=None)
+
+    threading.Thread(target=every_while, name="job-sweeper", daemon=True).start()
+
+
+def _sweep(*, worker_hostname: str | None) -> None:
     from django.db import connection
 
     from jobs.services import jobs_sweep_stale
 
-    hostname = getattr(sender, "hostname", None)
     try:
-        count = jobs_sweep_stale(worker_hostname=hostname)
+        count = jobs_sweep_stale(worker_hostname=worker_hostname)
         if count:
-            log.warning("marked %d stale job(s) failed on start of %s", count, hostname)
+            log.warning("failed or requeued %d job(s) whose worker was lost (seen by %s)", count,
+                        worker_hostname or "the sweep")
+    except Exception:
+        log.warning("the sweep of lost jobs failed", exc_info=True)
     finally:
         connection.close()  # never share a connection with the forked pool processes
