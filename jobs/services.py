@@ -251,7 +251,9 @@ class JobReporter:
 
     def progress(self, fraction: float, message: str | None = None, *, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and message is None and now - self._last_write < self.min_interval:
+        # Every per-item caller passes a message ("12 of 300 imagettes written"): the message must not bypass the
+        # interval, or a 1 000-file ingest writes the Job row (and wakes every jobs socket) 1 000 times.
+        if not force and now - self._last_write < self.min_interval:
             return
         self._last_write = now
         job_report(job_id=self.job_id, progress=fraction, message=message)

@@ -23,6 +23,32 @@ REPO = Path(__file__).resolve().parent.parent
 REALDATA = REPO.parent / "shared" / "realdata"
 
 
+# --- settings that outlive their test --------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def settings_restored():
+    """Empty the in-process cache after each test. Fail the test that leaves Django's settings changed, and put
+    them back for the tests after it. It happens when an `override_settings` decorator and pytest-django's
+    `settings` fixture are mixed in one test: the fixture restores what it found, the decorator's settings, after
+    the decorator has ended (a leaked MD5-only PASSWORD_HASHERS once made every later browser log-in fail)."""
+    from django.contrib.auth.hashers import get_hashers, get_hashers_by_algorithm
+
+    before = settings._wrapped
+    yield
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    if isinstance(caches["default"], LocMemCache):
+        # The API's rate-limit counters are keyed by user id, and SQLite's rolled-back tests hand the same ids out
+        # again: without this, the requests of earlier tests count against a later test's user (a 429).
+        caches["default"].clear()
+    leaked = settings._wrapped is not before
+    if leaked:
+        settings._wrapped = before
+        get_hashers.cache_clear()
+        get_hashers_by_algorithm.cache_clear()
+    assert not leaked, "this test left Django's settings changed (override_settings mixed with the settings fixture?)"
+
+
 # --- users and clients --------------------------------------------------------------------------
 @pytest.fixture
 def make_user(db):

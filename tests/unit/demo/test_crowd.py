@@ -3,7 +3,6 @@
 from collections import Counter
 
 import pytest
-from django.test import override_settings
 
 from accounts.roles import Role
 from accounts.services import user_role
@@ -17,14 +16,17 @@ from demo.crowd import CROWD, crowd_simulate
 pytestmark = pytest.mark.django_db
 K = 3
 # Gold at 30 % (the platform's default is 10 %) so that a crowd this small casts enough gold votes to rank.
-SMALL_CROWD = override_settings(
-    CRYOLABEL_VOTES_PER_ITEM=K, CRYOLABEL_GOLD_RATE=0.3, CRYOLABEL_CONSENSUS_METHOD="dawid_skene",
-    PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],  # 8 accounts: PBKDF2 would take seconds
-)
 
 
-@SMALL_CROWD
-def test_simulated_crowd_labels_through_the_queue(ingested, demo_imagette_files, client_as, expert):
+@pytest.fixture
+def small_crowd(settings):
+    settings.CRYOLABEL_VOTES_PER_ITEM, settings.CRYOLABEL_GOLD_RATE = K, 0.3
+    settings.CRYOLABEL_CONSENSUS_METHOD = "dawid_skene"
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # 8 accounts: PBKDF2 takes seconds
+    return settings
+
+
+def test_simulated_crowd_labels_through_the_queue(small_crowd, ingested, demo_imagette_files, client_as, expert):
     truth_file = demo_imagette_files / "ground_truth.csv"
     truth = {key: slug for key, (slug, _) in read_ground_truth(truth_file).items()}
     # A quarter of the items imported with their labels, as the demo's TenGeoP set: gold is picked among them.

@@ -5,14 +5,19 @@ import io
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.test import override_settings
 
 from annotations.models import ConsensusRun, GoldLabel, Imagette, Vote
 from demo.data import INGESTED, DemoSet, demo_data_ensure
 from jobs.models import Job
 
-FAST = override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
-                         CRYOLABEL_CONSENSUS_METHOD="majority", CRYOLABEL_GOLD_RATE=0.3)
+
+@pytest.fixture
+def fast(settings):
+    # Through the settings fixture, not an override_settings decorator: the test changes settings too, and mixing
+    # the two leaks the decorator's settings into every later test.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.CRYOLABEL_CONSENSUS_METHOD, settings.CRYOLABEL_GOLD_RATE = "majority", 0.3
+    return settings
 
 
 def _state() -> tuple:
@@ -20,9 +25,8 @@ def _state() -> tuple:
             Job.objects.count(), User.objects.count())
 
 
-@FAST
 @pytest.mark.django_db
-def test_demo_setup_makes_data_and_crowd_once(settings, tmp_path):
+def test_demo_setup_makes_data_and_crowd_once(fast, settings, tmp_path):
     settings.VAR_DIR, settings.MEDIA_ROOT = tmp_path, tmp_path / "media"
     out = io.StringIO()
     call_command("demo_setup", labelled=12, unlabelled=30, crowd_items=6, gold=4, workers=1, stdout=out)

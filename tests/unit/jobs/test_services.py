@@ -125,14 +125,16 @@ def test_a_failed_job_runs_again_only_if_its_kind_is_resumable(monkeypatch):
     assert restarted.state == Job.State.RUNNING and restarted.attempts == 2 and "resumed" in restarted.message
 
 
-def test_reporter_throttles_plain_progress_but_not_messages():
+def test_reporter_throttles_per_item_progress_with_or_without_a_message_but_not_forced_reports():
     job = queued(state=Job.State.RUNNING)
     reporter = JobReporter(job.pk, min_interval=60)
     reporter.progress(0.1)
-    reporter.progress(0.2)  # within the interval, no message: skipped
+    reporter.progress(0.2)  # within the interval: skipped
+    reporter.progress(0.25, "3 of 12 files")  # a per-item message does not bypass the interval
     assert Job.objects.get(pk=job.pk).progress == 0.1
-    reporter.progress(0.3, "epoch 2")
-    assert Job.objects.get(pk=job.pk).progress == 0.3
+    reporter.progress(0.3, "epoch 2", force=True)
+    job.refresh_from_db()
+    assert (job.progress, job.message) == (0.3, "epoch 2")
 
 
 def test_progress_is_clamped_to_0_1():
