@@ -78,7 +78,8 @@ def demo_data_ensure(
     # Forked workers start at once with everything imported; fork is safe on Linux only (macOS frameworks are not).
     if workers > 1 and sys.platform.startswith("linux"):
         _close_connections()
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_forget_parent_connections) as pool:
             futures = [pool.submit(demo_set_make, root=root, demo_set=s) for s in todo]
             if started is not None:
                 started()
@@ -96,8 +97,27 @@ def _close_connections() -> None:
     connections (and threads) open after close(), so the pool goes too; it comes back on the next query."""
     for connection in connections.all(initialized_only=True):
         connection.close()
-        if close_pool := getattr(connection, "close_pool", None):
-            close_pool()
+        # Only a pool that exists: the `pool` property would open one (and its connecting threads) to close it.
+        if connection.alias in getattr(connection, "_connection_pools", {}):
+            connection.close_pool()
+
+
+# What a forked worker inherited from its parent and must neither use nor let go: freeing a libpq connection
+# sends the server a Terminate over the socket the parent still uses.
+_INHERITED: list[object] = []
+
+
+def _forget_parent_connections() -> None:
+    """In a forked worker: drop (without closing) any connection or pool the parent still had at the fork (another
+    thread of the parent may have opened one after _close_connections), so this process opens its own."""
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is not None:
+            _INHERITED.append(connection.connection)
+            connection.connection = None
+        pools = getattr(type(connection), "_connection_pools", None)
+        if pools:
+            _INHERITED.append(dict(pools))
+            pools.clear()
 
 
 def _wait(futures: list[Future], pool: Executor, report: Callable[[str], None]) -> None:
