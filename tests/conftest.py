@@ -23,6 +23,26 @@ REPO = Path(__file__).resolve().parent.parent
 REALDATA = REPO.parent / "shared" / "realdata"
 
 
+# --- which tests the second mode runs ----------------------------------------------------------------
+DB_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """`make test` runs the suite in two modes; with CRYOLABEL_TEST_DB_MODES_ONLY=1 (its embedded run) only the
+    tests whose outcome can depend on the mode: those that touch the database (SQLite instead of PostgreSQL) or the
+    running platform (filesystem broker, in-process channel layer), less those marked `one_mode`. Pure code
+    (networks, readers, thread sizing, ...) and backend-agnostic page checks run once, in the services run."""
+    if os.environ.get("CRYOLABEL_TEST_DB_MODES_ONLY") != "1":
+        return
+    kept, dropped = [], []
+    for item in items:
+        uses_db = bool(DB_FIXTURES & set(getattr(item, "fixturenames", ()))) or item.get_closest_marker("django_db")
+        (kept if uses_db and not item.get_closest_marker("one_mode") else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 # --- settings that outlive their test --------------------------------------------------------------
 @pytest.fixture(autouse=True)
 def settings_restored():

@@ -53,6 +53,7 @@ def test_a_page_the_role_may_not_see_answers_403_naming_the_roles(client, make_u
 
 @pytest.mark.browser
 @pytest.mark.services
+@pytest.mark.one_mode  # page rendering: the same on either database
 def test_an_annotator_meets_the_403_page_and_goes_home(page, make_user):
     make_user(Role.ANNOTATOR, "crowd")
     log_in(page, "crowd")

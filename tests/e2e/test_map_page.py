@@ -14,7 +14,8 @@ from annotations.wv_classes import WV_CLASSES
 from tests.conftest import cast_vote
 from tests.e2e.conftest import log_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.services]
+# one_mode: the map API runs on both databases in unit tests
+pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.one_mode]
 
 AN_ID = re.compile(r"^\d+$")
 

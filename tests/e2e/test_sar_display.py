@@ -9,7 +9,8 @@ from playwright.sync_api import expect
 from accounts.roles import Role
 from tests.e2e.conftest import log_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.services]
+# one_mode: page rendering: the same on either database
+pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.one_mode]
 
 USER = "sar-expert"
 
