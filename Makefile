@@ -11,7 +11,7 @@ install: $(INSTALLED) $(VENDOR)
 
 $(INSTALLED): requirements.txt
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile -r requirements.txt
 	@touch $@
 
 # Front-end packages (package.json + lock) copied into static files: see scripts/vendor.sh.

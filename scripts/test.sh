@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `make test`: the whole suite against the real services (PostgreSQL, Redis, a Celery worker on Redis,
-# Daphne with channels_redis) and, side by side, every test whose outcome can depend on the mode in the
-# embedded mode (SQLite, the filesystem broker, no Redis). Extra arguments go to pytest (e.g.
+# `make test`: the suite against the real services (PostgreSQL, Redis, a Celery worker on Redis, Daphne with
+# channels_redis) and, side by side, in the embedded mode (SQLite, the filesystem broker, no Redis); a test
+# whose outcome cannot depend on the mode runs in one of the two. Extra arguments go to pytest (e.g.
 # `scripts/test.sh -k jobs`).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -28,16 +28,16 @@ var_lite=$(mktemp -d -t cryolabel-test-lite.XXXXXX)
 
 # The two runs are independent (own database, broker, Redis prefix, var folder, ports) and go side by side: each
 # is mostly one pytest process waiting on its own Daphne, worker and Chromium, so together they use both cores.
-# The embedded run takes only the tests whose outcome can depend on the mode (tests/conftest.py:
-# CRYOLABEL_TEST_DB_MODES_ONLY); the others ran in the services run. Each run's output is printed whole at the end.
+# Tests whose outcome can depend on the mode run in both; the others once (tests/conftest.py, CRYOLABEL_TEST_RUN:
+# pure code in the embedded run, `one_mode` page checks in the services run). Each run's output is printed at the end.
 echo; echo "=== runs 1/2 (services mode: PostgreSQL + Redis) and 2/2 (embedded mode: SQLite + filesystem broker), side by side ==="
 DATABASE_URL="$TEST_DATABASE_URL" CELERY_BROKER_URL="$TEST_REDIS_URL" REDIS_URL="$TEST_REDIS_URL" \
   CELERY_KEY_PREFIX="cryolabel-test-$run_id:" CHANNELS_PREFIX="cryolabel-test-$run_id" \
-  CRYOLABEL_TEST_DB_SUFFIX="_$run_id" CRYOLABEL_VAR_DIR="$var_pg" \
+  CRYOLABEL_TEST_DB_SUFFIX="_$run_id" CRYOLABEL_VAR_DIR="$var_pg" CRYOLABEL_TEST_RUN=services \
   .venv/bin/pytest --junitxml="$reports/services.xml" --basetemp="$reports/tmp-services" --durations=12 "$@" >"$reports/services.log" 2>&1 &
 pid_pg=$!
 env -u DATABASE_URL -u CELERY_BROKER_URL -u REDIS_URL \
-  CRYOLABEL_TEST_DB_SUFFIX="_$run_id" CRYOLABEL_VAR_DIR="$var_lite" CRYOLABEL_TEST_DB_MODES_ONLY=1 \
+  CRYOLABEL_TEST_DB_SUFFIX="_$run_id" CRYOLABEL_VAR_DIR="$var_lite" CRYOLABEL_TEST_RUN=embedded \
   .venv/bin/pytest -m "not postgres_only" --junitxml="$reports/embedded.xml" --basetemp="$reports/tmp-embedded" \
   --durations=12 "$@" \
   >"$reports/embedded.log" 2>&1 &
@@ -45,7 +45,7 @@ pid_lite=$!
 wait $pid_pg || status=1; pid_pg=""
 echo; echo "=== run 1/2: services mode (PostgreSQL + Redis) ==="; cat "$reports/services.log"
 wait $pid_lite || status=1; pid_lite=""
-echo; echo "=== run 2/2: embedded mode (SQLite + filesystem broker), the mode-dependent tests ==="
+echo; echo "=== run 2/2: embedded mode (SQLite + filesystem broker) ==="
 cat "$reports/embedded.log"
 
 echo

@@ -28,16 +28,22 @@ DB_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db
 
 
 def pytest_collection_modifyitems(config, items):
-    """`make test` runs the suite in two modes; with CRYOLABEL_TEST_DB_MODES_ONLY=1 (its embedded run) only the
-    tests whose outcome can depend on the mode: those that touch the database (SQLite instead of PostgreSQL) or the
-    running platform (filesystem broker, in-process channel layer), less those marked `one_mode`. Pure code
-    (networks, readers, thread sizing, ...) and backend-agnostic page checks run once, in the services run."""
-    if os.environ.get("CRYOLABEL_TEST_DB_MODES_ONLY") != "1":
+    """`make test` runs two pytest processes side by side, one per mode, and CRYOLABEL_TEST_RUN tells each which
+    tests are its own. Tests whose outcome can depend on the mode (those that touch the database, or the running
+    platform with its broker and channel layer) run in both, less those marked `one_mode` (services run only).
+    Pure code (networks, readers, thread sizing, ...) runs once, in the embedded run, which is the lighter of the
+    two; unless marked postgres_only. Unset (a developer's plain `pytest`), every test runs."""
+    run = os.environ.get("CRYOLABEL_TEST_RUN")
+    if run not in ("services", "embedded"):
         return
     kept, dropped = [], []
     for item in items:
         uses_db = bool(DB_FIXTURES & set(getattr(item, "fixturenames", ()))) or item.get_closest_marker("django_db")
-        (kept if uses_db and not item.get_closest_marker("one_mode") else dropped).append(item)
+        if run == "services":
+            mine = bool(uses_db) or item.get_closest_marker("postgres_only") is not None
+        else:
+            mine = not uses_db or item.get_closest_marker("one_mode") is None
+        (kept if mine else dropped).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
