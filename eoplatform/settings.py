@@ -184,6 +184,12 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_VERBOSE = False
+# The test suite only (tests/conftest.py sets it, for itself and the Daphne and worker processes it starts): a fast
+# password hash, as Django's testing docs advise; PBKDF2 costs ~0.3 s a user and the suite makes hundreds. Never set
+# it anywhere else: MD5 is no protection for a stolen password table.
+if os.environ.get("CRYOLABEL_TESTS_FAST_PASSWORD_HASHES") == "1":
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]

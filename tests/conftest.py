@@ -16,10 +16,18 @@ from pathlib import Path
 import httpx
 import pytest
 from django.conf import settings
+from django.contrib.auth.hashers import get_hashers, get_hashers_by_algorithm
 
 from accounts.roles import Role
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Fast password hashes (eoplatform/settings.py): for this process, whose settings are loaded already, and through
+# the environment for the Daphne and worker processes the tests start, which must check the same hashes.
+os.environ["CRYOLABEL_TESTS_FAST_PASSWORD_HASHES"] = "1"
+settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+get_hashers.cache_clear()
+get_hashers_by_algorithm.cache_clear()
 REALDATA = REPO.parent / "shared" / "realdata"
 
 
@@ -56,8 +64,6 @@ def settings_restored():
     them back for the tests after it. It happens when an `override_settings` decorator and pytest-django's
     `settings` fixture are mixed in one test: the fixture restores what it found, the decorator's settings, after
     the decorator has ended (a leaked MD5-only PASSWORD_HASHERS once made every later browser log-in fail)."""
-    from django.contrib.auth.hashers import get_hashers, get_hashers_by_algorithm
-
     before = settings._wrapped
     yield
     from django.core.cache import caches
