@@ -227,8 +227,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "eoplatform.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     # Requests per client (anonymous: by address) and per user; generous for people, a wall for scripts gone wild.
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.AnonRateThrottle",
-                                 "rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["eoplatform.throttling.AnonCounterThrottle",
+                                 "eoplatform.throttling.UserCounterThrottle"],
     "DEFAULT_THROTTLE_RATES": {"anon": os.environ.get("CRYOLABEL_API_ANON_RATE", "60/minute"),
                                "user": os.environ.get("CRYOLABEL_API_USER_RATE", "3000/minute")},
     # JSON bodies nested too deeply for Python's parser are a 400, not a RecursionError (eoplatform/parsers.py).

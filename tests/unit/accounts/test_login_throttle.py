@@ -57,3 +57,31 @@ def test_api_callers_are_rate_limited(client_as, make_user, monkeypatch):
     codes = [client.get("/api/v1/me/").status_code for _ in range(6)]
     assert codes == [200] * 5 + [429]
     assert "throttled" in client.get("/api/v1/me/").json()["detail"]
+
+
+def test_a_callers_rate_is_one_counter_that_concurrent_requests_all_count(make_user, monkeypatch):
+    """One integer per caller and period (DRF's own throttles rewrote a list of every request's time on each
+    request), counted atomically: threads at once neither lose a count nor let more through than the rate."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.core.cache import cache
+    from rest_framework.test import APIRequestFactory, force_authenticate
+    from rest_framework.throttling import UserRateThrottle
+
+    from eoplatform.throttling import UserCounterThrottle
+
+    monkeypatch.setitem(UserRateThrottle.THROTTLE_RATES, "user", "40/minute")
+    user = make_user(Role.ANNOTATOR, "threads")
+    request = APIRequestFactory().get("/api/v1/me/")
+    force_authenticate(request, user=user)
+    request.user = user
+
+    def ask(_):
+        return UserCounterThrottle().allow_request(request, None)
+
+    with ThreadPoolExecutor(8) as pool:
+        allowed = list(pool.map(ask, range(60)))
+    throttle = UserCounterThrottle()
+    key = throttle.get_cache_key(request, None)
+    assert allowed.count(True) == 40 and cache.get(key) == 60
+    assert throttle.allow_request(request, None) is False and 0 < throttle.wait() <= 60
