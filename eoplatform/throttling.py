@@ -5,9 +5,8 @@ pickled and written back on every request: at 3 000 a minute that is up to 3 000
 it cost more than the view behind it (GET /api/v1/me/: p50 2.5 ms with them, 1.1 ms without, Redis cache, in
 process). Here a caller's period opens at their first request and holds one integer, counted atomically (in Redis
 one INCR + EXPIRE NX round trip; in the in-process cache add/incr under its lock), so concurrent requests never
-lose a count. A burst of
-up to twice the rate across the end of one period and the start of the next is possible; for a wall against
-scripts gone wild that is fine.
+lose a count. A burst of up to twice the rate across the end of one period and the start of the next is possible;
+for a wall against scripts gone wild that is fine.
 """
 
 from __future__ import annotations

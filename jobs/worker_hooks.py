@@ -35,15 +35,16 @@ def sweep_stale_jobs_on_start(sender=None, **kwargs) -> None:
     thread of the worker's main process: jobs whose process died anywhere (no heartbeat) are failed or requeued
     within a minute or two, even when the dead worker comes back under another hostname or not at all."""
     import threading
+    import time
 
     from django.conf import settings
 
     hostname = getattr(sender, "hostname", None)
     _sweep(worker_hostname=hostname)
-    stop = threading.Event()
 
-    def every_while() -> None:
-        while not stop.wait(settings.CRYOLABEL_JOB_SWEEP_SECONDS):
+    def every_while() -> None:  # a daemon thread: it ends with the worker
+        while True:
+            time.sleep(settings.CRYOLABEL_JOB_SWEEP_SECONDS)
             _sweep(worker_hostname=None)
 
     threading.Thread(target=every_while, name="job-sweeper", daemon=True).start()

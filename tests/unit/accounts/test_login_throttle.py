@@ -65,7 +65,7 @@ def test_a_callers_rate_is_one_counter_that_concurrent_requests_all_count(make_u
     from concurrent.futures import ThreadPoolExecutor
 
     from django.core.cache import cache
-    from rest_framework.test import APIRequestFactory, force_authenticate
+    from rest_framework.test import APIRequestFactory
     from rest_framework.throttling import UserRateThrottle
 
     from eoplatform.throttling import UserCounterThrottle
@@ -73,7 +73,6 @@ def test_a_callers_rate_is_one_counter_that_concurrent_requests_all_count(make_u
     monkeypatch.setitem(UserRateThrottle.THROTTLE_RATES, "user", "40/minute")
     user = make_user(Role.ANNOTATOR, "threads")
     request = APIRequestFactory().get("/api/v1/me/")
-    force_authenticate(request, user=user)
     request.user = user
 
     def ask(_):

@@ -22,7 +22,6 @@ K = 3
 def small_crowd(settings):
     settings.CRYOLABEL_VOTES_PER_ITEM, settings.CRYOLABEL_GOLD_RATE = K, 0.3
     settings.CRYOLABEL_CONSENSUS_METHOD = "dawid_skene"
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # 8 accounts: PBKDF2 takes seconds
     return settings
 
 

@@ -15,7 +15,6 @@ from jobs.models import Job
 def fast(settings):
     # Through the settings fixture, not an override_settings decorator: the test changes settings too, and mixing
     # the two leaks the decorator's settings into every later test.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.CRYOLABEL_CONSENSUS_METHOD, settings.CRYOLABEL_GOLD_RATE = "majority", 0.3
     return settings
 
