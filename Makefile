@@ -3,15 +3,21 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 INSTALLED := $(VENV)/.installed
+DEV_INSTALLED := $(VENV)/.installed-dev
 VENDOR := frontend/static/vendor/.installed
 
 .PHONY: demo test install lint bench clean
 
-install: $(INSTALLED) $(VENDOR)
+install: $(DEV_INSTALLED) $(VENDOR)
 
+# The runtime set (what `make demo` and the Docker image need), then the test, browser and lint tools on top.
 $(INSTALLED): requirements.txt
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile -r requirements.txt
+	@touch $@
+
+$(DEV_INSTALLED): $(INSTALLED) requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile -r requirements-dev.txt
 	@touch $@
 
 # Front-end packages (package.json + lock) copied into static files: see scripts/vendor.sh.
@@ -23,14 +29,14 @@ demo: $(INSTALLED) $(VENDOR)
 	@scripts/demo.sh
 
 ## Set everything up (services included) and run the whole test suite, in both modes.
-test: $(INSTALLED) $(VENDOR)
+test: $(DEV_INSTALLED) $(VENDOR)
 	@scripts/test.sh
 
-lint: $(INSTALLED)
+lint: $(DEV_INSTALLED)
 	$(VENV)/bin/ruff check .
 
 ## Benchmarks, on demand (never in CI): see README.
-bench: $(INSTALLED)
+bench: $(DEV_INSTALLED)
 	@scripts/bench.sh
 
 clean:

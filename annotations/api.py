@@ -29,7 +29,8 @@ from annotations.serializers import (
     VoteOutSerializer,
 )
 from annotations.services import labels as label_services
-from annotations.services.votes import VoteRefused, annotator_stats, next_items, vote_submit
+from annotations.services.queue import next_items
+from annotations.services.votes import VoteRefused, annotator_stats, vote_submit
 from eoplatform.pagination import PAGE_PARAMETERS, LimitOffsetPagination
 from jobs.serializers import JobDetailSerializer
 from jobs.services import job_submit
@@ -60,8 +61,8 @@ class ImagetteDetailApi(APIView):
 
     @extend_schema(responses=ImagetteSerializer)
     def get(self, request, pk: int):
-        item = get_object_or_404(Imagette.objects.select_related("consensus", "gold")
-                                 .prefetch_related(selectors.active_prediction_prefetch()), pk=pk)
+        item = get_object_or_404(selectors.with_prediction_prefetch(
+            Imagette.objects.select_related("consensus", "gold")), pk=pk)
         return Response(ImagetteSerializer(item).data)
 
 
@@ -159,8 +160,8 @@ class CurationApi(APIView):
     @extend_schema(parameters=PAGE_PARAMETERS, responses=ImagetteSerializer(many=True))
     def get(self, request):
         queryset = (
-            Imagette.objects.select_related("consensus", "gold").filter(consensus__isnull=False)
-            .prefetch_related(selectors.active_prediction_prefetch())
+            selectors.with_prediction_prefetch(
+                Imagette.objects.select_related("consensus", "gold").filter(consensus__isnull=False))
             .exclude(label_source=Imagette.LabelSource.EXPERT)
             # Single-vote items have no agreement yet: after the disputed ones, on every database.
             .order_by(F("consensus__agreement").asc(nulls_last=True), "id")

@@ -17,5 +17,4 @@ urlpatterns = [
     path("consensus/run/", api.ConsensusRunApi.as_view(), name="consensus-run"),
     path("overview/", api.OverviewApi.as_view(), name="overview"),
     path("uploads/", api.UploadApi.as_view(), name="upload"),
-    path("map/", include("annotations.api_map")),
 ]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, prefetch_related_objects
 
+from annotations import hooks
 from annotations.consensus import annotator_accuracy
 from annotations.models import Consensus, ConsensusRun, GoldLabel, Imagette, Vote
 from annotations.wv_classes import WV_CLASSES, class_by_slug
@@ -25,7 +26,7 @@ def slugs_to_mask(slugs) -> int:
 def imagette_list(*, filters: dict | None = None) -> QuerySet[Imagette]:
     """Imagettes filtered by class (settled label, else consensus), agreement, status, label source."""
     filters = filters or {}
-    queryset = Imagette.objects.select_related("consensus", "gold").prefetch_related(active_prediction_prefetch())
+    queryset = with_prediction_prefetch(Imagette.objects.select_related("consensus", "gold"))
     queryset = queryset.order_by("id")
     if cls := filters.get("class"):
         bit = 1 << class_by_slug(cls).index
@@ -116,22 +117,24 @@ def overview() -> dict:
 
 
 def active_prediction_prefetch():
-    """Prefetches each imagette's current prediction by the active classifier into `active_predictions` (a list
-    of 0 or 1): one query for a whole page, never one per item."""
-    from django.db.models import Prefetch
+    """The Prefetch of each imagette's current prediction by the active model into `active_predictions` (a list
+    of 0 or 1): one query for a whole page, never one per item. None when no prediction layer is installed
+    (inference provides it: annotations.hooks)."""
+    return hooks.prediction_prefetch()
 
-    from inference.models import Prediction
-    from training.services.registry import active_version
 
-    version = active_version("classifier")
-    queryset = (Prediction.objects.filter(model_version=version, is_current=True).select_related("model_version")
-                if version is not None else Prediction.objects.none())
-    return Prefetch("predictions", queryset=queryset, to_attr="active_predictions")
+def with_prediction_prefetch(queryset: QuerySet[Imagette]) -> QuerySet[Imagette]:
+    """The queryset with the active prediction prefetched (see active_prediction_prefetch), where there is one."""
+    prefetch = active_prediction_prefetch()
+    return queryset.prefetch_related(prefetch) if prefetch is not None else queryset
 
 
 def with_active_prediction(items: list[Imagette]) -> list[Imagette]:
     """The same imagettes, their active prediction attached (see active_prediction_prefetch)."""
-    from django.db.models import prefetch_related_objects
-
-    prefetch_related_objects(items, active_prediction_prefetch())
+    prefetch = active_prediction_prefetch()
+    if prefetch is None:
+        for item in items:
+            item.active_predictions = []
+    else:
+        prefetch_related_objects(items, prefetch)
     return items

@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from annotations.models import Imagette
-from annotations.selectors import active_prediction_prefetch, mask_to_slugs
+from annotations.selectors import mask_to_slugs, with_active_prediction
 from annotations.wv_classes import SLUGS
 from eoplatform.untrusted import MAX_ID
 
@@ -65,9 +65,7 @@ class ActivePredictionField(serializers.Field):
 
     def to_representation(self, obj) -> dict | None:
         if not hasattr(obj, "active_predictions"):
-            from django.db.models import prefetch_related_objects
-
-            prefetch_related_objects([obj], active_prediction_prefetch())
+            with_active_prediction([obj])
         if not obj.active_predictions:
             return None
         prediction = obj.active_predictions[0]

@@ -170,3 +170,6 @@ def class_by_name(name: str) -> WVClass:
         if by_letter is not None and by_rest is not None and by_letter is by_rest:
             return by_letter
     raise KeyError(f"no WV class is called {name!r}")
+
+# Every class set: a label mask is a non-empty subset of these bits.
+ALL_CLASSES_MASK = (1 << len(WV_CLASSES)) - 1

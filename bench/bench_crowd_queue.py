@@ -743,7 +743,7 @@ def profile_in_process(loaded: Loaded, clients_users, bulk_user, *, cprofile: bo
 
     from django.utils import timezone
 
-    from annotations.services import votes
+    from annotations.services import queue as votes
 
     for who, label in ((user, "a bench client"), (bulk_user, "a heavy annotator")):
         for tier, level in (("level", K - 1), ("level", 1), ("fresh", 0)):

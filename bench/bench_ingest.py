@@ -1,7 +1,7 @@
 """Ingest throughput on ONE core: synthetic WV imagettes in, Imagette rows + dB arrays + previews out.
 
 What it does:
-  1. writes --n synthetic imagettes (annotations.synthetic.write_demo_imagettes, mixed layout: ~70 % in SAFE
+  1. writes --n synthetic imagettes (demo.synthetic.write_demo_imagettes, mixed layout: ~70 % in SAFE
      products, every third one zipped, ~15 % dB GeoTIFFs, ~15 % 8-bit PNGs) into a temporary folder, using every
      core (this part is not measured);
   2. migrates a fresh database: embedded SQLite in a temporary CRYOLABEL_VAR_DIR (default) or, with --postgres,
@@ -52,7 +52,7 @@ single_thread_env()  # before numpy / rasterio are imported anywhere
 
 def _write_shard(args: tuple[str, int, int, int]) -> int:
     folder, n, seed, size = args
-    from annotations.synthetic import write_demo_imagettes
+    from demo.synthetic import write_demo_imagettes
 
     write_demo_imagettes(folder, n, seed=seed, layout="mixed", size=size)
     return n

@@ -1,7 +1,7 @@
 """Classifier inference through the platform's prediction job against a bare torch loop, in the same run.
 
 What it does:
-  1. writes --n synthetic imagettes (annotations.synthetic.write_demo_imagettes, mixed layout, --size px) to a
+  1. writes --n synthetic imagettes (demo.synthetic.write_demo_imagettes, mixed layout, --size px) to a
      temporary folder and ingests them (annotations.services.ingest.ingest_paths) into a fresh database: embedded
      SQLite in a temporary CRYOLABEL_VAR_DIR (default) or, with --postgres, `cryolabel_bench_predict_<pid>`
      (dropped at the end); none of this is measured;
@@ -55,7 +55,7 @@ from _common import (  # noqa: E402
 
 def _write_shard(args: tuple[str, int, int, int]) -> int:
     folder, n, seed, size = args
-    from annotations.synthetic import write_demo_imagettes
+    from demo.synthetic import write_demo_imagettes
 
     write_demo_imagettes(folder, n, seed=seed, layout="mixed", size=size)
     return n

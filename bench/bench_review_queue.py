@@ -332,7 +332,7 @@ def check_database(phases: list[Phase]) -> list[str]:
 def profile_in_process(loaded: Loaded, expert_user) -> None:
     from django.db import connection, transaction
 
-    from annotations.services.votes import _for_update, _open_candidate_tiers
+    from annotations.services import queue as crowd_queue
     from inference.models import Prediction
     from inference.services import review
     from training.models import ModelVersion
@@ -368,14 +368,17 @@ def profile_in_process(loaded: Loaded, expert_user) -> None:
         times.append(time.perf_counter() - t0)
     print(f"uncertain (mutual information) as review_next does it, among the {review._MI_WINDOW} highest "
           f"entropies: {1000 * sorted(times)[2]:.1f} ms (median of 5)")
-    # The crowd queue's tier for fresh items once a model is active (an annotator with no history).
-    tiers = list(_open_candidate_tiers(expert_user))
+    # The crowd queue's pick among fresh items once a model is active (least certain first), for the expert as an
+    # annotator with no history: one window of the queue (annotations.services.queue).
+    from django.utils import timezone
+
     with transaction.atomic(), connection.cursor() as c:
-        sql, params = _for_update(tiers[1])[:1].query.sql_with_params()
-        c.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+        params = {"open": "open", "k": 3, "me": expert_user.pk, "expires": timezone.now(), "now": timezone.now(),
+                  "window": crowd_queue.WINDOW, "level": 0, "offset": 0, "start_at": None}
+        c.execute("EXPLAIN (ANALYZE, BUFFERS) " + crowd_queue._pg_take_sql("fresh", False), params)
         plan = [row[0] for row in c.fetchall()]
-        transaction.set_rollback(True)
-    print(f"EXPLAIN ANALYZE crowd queue, fresh items least certain first (FOR UPDATE SKIP LOCKED LIMIT 1): "
+        transaction.set_rollback(True)  # the lease it made is not kept
+    print(f"EXPLAIN ANALYZE crowd queue, one window of fresh items least certain first (FOR UPDATE SKIP LOCKED): "
           f"{next((p for p in plan if p.startswith('Execution Time')), '?')}")
     for p in plan:
         print(f"    {p}")

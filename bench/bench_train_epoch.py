@@ -59,7 +59,7 @@ def run(args, work: Path) -> int:
     import torch
 
     from annotations.services.ingest import ingest_paths
-    from annotations.synthetic import write_demo_imagettes
+    from demo.synthetic import write_demo_imagettes
     from jobs.models import Job
     from jobs.runner import run_job
     from training.augment import AugmentConfig, augment_batch

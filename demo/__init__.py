@@ -1,2 +1,3 @@
-"""Demo-only code: what `make demo` sets up so that a first visit shows a platform at work. The platform never
-imports it; only the `demo_setup` command does."""
+"""Demo-only code: synthetic data in the real file formats (`demo.synthetic`), the demo sets written and ingested
+in parallel (`demo.data`), the simulated crowd (`demo.crowd`), and the commands that use them (`demo_data`,
+`demo_setup`). The platform's runtime apps never import it; tests and benchmarks use its generators."""

@@ -31,7 +31,8 @@ from annotations.models import GoldLabel, Imagette, Vote
 from annotations.readers import read_ground_truth
 from annotations.services.consensus_run import consensus_run
 from annotations.services.labels import gold_set
-from annotations.services.votes import next_items, vote_submit, votes_per_item
+from annotations.services.queue import next_items
+from annotations.services.votes import vote_submit, votes_per_item
 from annotations.wv_classes import SLUGS, class_by_slug
 
 __all__ = [

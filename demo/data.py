@@ -131,7 +131,7 @@ def _wait(futures: list[Future], pool: Executor, report: Callable[[str], None]) 
 
 def demo_set_make(*, root: Path, demo_set: DemoSet) -> str:
     """Write one set (unless it is there, whole) and ingest it; returns what the ingest said."""
-    from annotations.synthetic import write_demo_imagettes
+    from demo.synthetic import write_demo_imagettes
 
     folder = root / demo_set.name
     if not (folder / "ground_truth.csv").exists():

@@ -1,6 +1,7 @@
 """ASGI entry point served by Daphne: HTTP through Django's WSGI handler in a thread pool (see
 `eoplatform.http_bridge` for why), websockets under /ws/ through Channels."""
 
+import gc
 import os
 
 from django.core.wsgi import get_wsgi_application
@@ -27,3 +28,9 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# Everything loaded so far (Django, the apps, DRF, the URL and schema tables) lives as long as the process: frozen
+# out of the garbage collector's reach, so that its full collections, which stop every request thread, walk
+# only what requests leave behind (~120 ms for a full collection before, in process, ~0 after).
+gc.collect()
+gc.freeze()

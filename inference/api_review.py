@@ -11,8 +11,7 @@ from accounts.permissions import HasCapability
 from annotations.models import Imagette
 from annotations.selectors import mask_to_slugs, slugs_to_mask
 from annotations.serializers import LabelsField, consensus_summary, preview_url
-from annotations.services.votes import ALL_CLASSES_MASK
-from annotations.wv_classes import SLUGS
+from annotations.wv_classes import ALL_CLASSES_MASK, SLUGS
 from eoplatform.untrusted import MAX_ID, is_row_id
 from inference.services.review import (
     MAX_COUNT,

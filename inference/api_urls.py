@@ -1,9 +1,10 @@
-"""REST endpoints of the inference layer: predictions (inference.urls_predict) and the review queue
-(inference.urls_review)."""
+"""REST endpoints of the inference layer: predictions (inference.urls_predict), the review queue
+(inference.urls_review) and the map of detections (inference.api_map)."""
 
 from django.urls import include, path
 
 urlpatterns = [
     path("", include("inference.urls_predict")),
     path("", include("inference.urls_review")),
+    path("map/", include("inference.api_map")),
 ]

@@ -293,7 +293,7 @@ def platform(platform_servers, transactional_db) -> Platform:
 def demo_imagette_files(tmp_path_factory) -> Path:
     """60 synthetic WV imagettes in the mixed layout (SAFE folders and zips, GeoTIFF, PNG), with
     their ground_truth.csv; written once per session."""
-    from annotations.synthetic import write_demo_imagettes
+    from demo.synthetic import write_demo_imagettes
 
     out = tmp_path_factory.mktemp("wv-demo")
     write_demo_imagettes(out, 60, seed=7, layout="mixed", size=64)

@@ -40,13 +40,13 @@ class Imagette(models.Model):
     data = models.CharField(max_length=300, help_text="Path under MEDIA_ROOT of the dB array (.npy).")
     preview = models.CharField(max_length=300, help_text="Path under MEDIA_ROOT of the preview PNG.")
 
-    # Kept by annotations.services.votes in the same transaction as the votes (never by signals).
+    # Kept by annotations.services.{queue,votes} in the same transaction as the votes (never by signals).
     queue_state = models.CharField(max_length=10, choices=QueueState.choices, default=QueueState.OPEN)
     vote_count = models.PositiveIntegerField(default=0)
     reserved_count = models.PositiveIntegerField(default=0, help_text="Active assignments (leases).")
     # How much the crowd's label would teach the active model (its prediction's entropy): among fresh items the
     # queue hands out the least certain first. Kept on the row, by the inference layer through
-    # annotations.services.votes.queue_priority_set, so that the queue walks one index of its own table.
+    # annotations.services.queue.queue_priority_set, so that the queue walks one index of its own table.
     queue_priority = models.FloatField(default=0.0, db_default=0.0)
 
     # The current settled label, kept by annotations.services.labels; history in LabelDecision.

@@ -14,8 +14,9 @@ from django.db import transaction
 from django.db.models import Case, F, FloatField, PositiveSmallIntegerField, Value, When
 from django.utils import timezone
 
+from annotations import hooks
 from annotations.models import Consensus, GoldLabel, Imagette, LabelDecision
-from annotations.services.votes import ALL_CLASSES_MASK
+from annotations.wv_classes import ALL_CLASSES_MASK
 
 Source = Imagette.LabelSource
 # Higher wins: a consensus never overwrites an expert's or an imported label.
@@ -53,29 +54,17 @@ def label_decide(
         item.queue_state = Imagette.QueueState.SETTLED
     item.save(update_fields=["label_mask", "label_source", "label_agreement", "label_version", "queue_state"])
     if source in (Source.EXPERT, Source.PREDICTION):
-        _predictions_reviewed(item.pk)
+        hooks.expert_decided(imagette_id=item.pk)  # in this transaction: inference marks its predictions reviewed
     retrain_check_after_commit()
     item.refresh_from_db()
     return item
 
 
-def _predictions_reviewed(imagette_id: int) -> None:
-    # An expert decided: the item leaves the review queue (inference sits above annotations: imported late).
-    from inference.services.review import predictions_mark_reviewed
-
-    predictions_mark_reviewed(imagette_id=imagette_id)
-
-
 def retrain_check_after_commit() -> None:
-    """New curated labels (an expert's decision, a consensus run): once they are committed, see whether enough
-    have come to start a training on their own. A failing check is logged and never fails the caller."""
-    transaction.on_commit(_retrain_maybe_submit, robust=True)
-
-
-def _retrain_maybe_submit() -> None:
-    from training.services.retrain import retrain_maybe_submit  # training sits above annotations
-
-    retrain_maybe_submit()
+    """New curated labels (an expert's decision, a consensus run): once they are committed, tell the layers above
+    (annotations.hooks.labels_settled: training sees whether enough have come to start a training on their own).
+    A failing follow-up is logged and never fails the caller."""
+    transaction.on_commit(hooks.labels_settled, robust=True)
 
 
 @transaction.atomic

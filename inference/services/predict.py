@@ -33,7 +33,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 
 from annotations.models import Imagette
-from annotations.services.votes import queue_priority_set
+from annotations.services.queue import queue_priority_set
 from inference.models import Prediction
 from jobs.models import Job
 from jobs.services import JobReporter

@@ -51,8 +51,8 @@ def test_an_ingest_that_refused_files_does_not_look_green(page, make_user, platf
 
     import numpy as np
 
-    from annotations.synthetic import write_geotiff_imagette
     from annotations.tasks import ingest_job
+    from demo.synthetic import write_geotiff_imagette
     from jobs.models import Job
     from jobs.runner import run_job
 

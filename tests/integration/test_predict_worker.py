@@ -98,7 +98,7 @@ def test_a_worker_predicts_with_the_registered_version(platform, platform_imaget
 
     # The command, following the job to its end: only the imagettes ingested since are predicted.
     from annotations.services.ingest import ingest_paths
-    from annotations.synthetic import write_demo_imagettes
+    from demo.synthetic import write_demo_imagettes
 
     more = write_demo_imagettes(tmp_path / "more", 5, seed=31, layout="mixed", size=64).parent
     report = ingest_paths([more])

@@ -26,7 +26,7 @@ LIGHT = {"arch": "resnet18", "image_size": 64, "batch_size": 32, "num_workers": 
 @pytest.fixture(scope="module")
 def tengeop_files(tmp_path_factory) -> Path:
     """200 demo imagettes in the TenGeoP-SARwv layout: folders F..O give the ground-truth class."""
-    from annotations.synthetic import write_demo_imagettes
+    from demo.synthetic import write_demo_imagettes
 
     out = tmp_path_factory.mktemp("tengeop-200")
     write_demo_imagettes(out, 200, seed=11, layout="tengeop", size=64)

@@ -21,6 +21,7 @@ from django.db import connection, transaction
 
 from annotations.models import Imagette, LabelDecision
 from jobs.models import Job
+from jobs.services import job_submit
 from training.models import ModelVersion, Snapshot
 
 # Serialises concurrent checks on PostgreSQL (SQLite's IMMEDIATE transactions already do): two decisions
@@ -80,8 +81,6 @@ def retrain_maybe_submit(*, network: str = "classifier") -> Job | None:
     every = settings.CRYOLABEL_RETRAIN_AFTER
     if every <= 0 or Job.objects.filter(kind="train", state__in=PENDING).exists():
         return None
-    from jobs.services import job_submit
-
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:

@@ -10,8 +10,8 @@ from django.core.management import call_command
 
 from annotations.models import Imagette, LabelDecision
 from annotations.services.ingest import ingest_paths
-from annotations.synthetic import write_demo_imagettes, write_geotiff_imagette
 from annotations.wv_classes import WV_CLASSES
+from demo.synthetic import write_demo_imagettes, write_geotiff_imagette
 from tests.conftest import REALDATA
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,7 @@ from PIL import Image
 from accounts.roles import Role
 from annotations.models import Imagette
 from annotations.services.ingest import ingest_paths
-from annotations.synthetic import write_geotiff_imagette
+from demo.synthetic import write_geotiff_imagette
 from jobs.models import Job
 
 pytestmark = pytest.mark.django_db
@@ -73,7 +73,7 @@ def test_files_that_declare_huge_pixel_counts_are_refused_before_decoding(tmp_pa
 
 
 def test_an_imagette_is_read_strip_by_strip_never_whole_in_float32(tmp_path, media, monkeypatch):
-    from annotations import readers
+    from annotations.readers import pixels as readers
 
     monkeypatch.setattr(readers, "STRIP_PIXELS", 1 << 16)
     path = tmp_path / "big.tif"

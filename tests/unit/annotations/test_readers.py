@@ -30,7 +30,7 @@ from annotations.readers import (
     read_wv_safe,
     to_db,
 )
-from annotations.synthetic import (
+from demo.synthetic import (
     WVImagette,
     imagette_texture,
     write_geotiff_imagette,

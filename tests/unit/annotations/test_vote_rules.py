@@ -10,7 +10,8 @@ from django.utils import timezone
 from accounts.roles import Role
 from annotations.models import Assignment, Imagette, Vote
 from annotations.services.labels import gold_set, label_decide
-from annotations.services.votes import VoteRefused, assignments_release_expired, next_items, vote_submit
+from annotations.services.queue import assignments_release_expired, next_items
+from annotations.services.votes import VoteRefused, vote_submit
 from tests.conftest import cast_vote
 
 pytestmark = pytest.mark.django_db
@@ -69,9 +70,9 @@ def test_the_same_vote_twice_answers_the_stored_one(ingested, annotator):
 def test_a_heavy_annotators_own_votes_do_not_hide_the_fresh_items(ingested, make_user, monkeypatch):
     """The pick reads bounded windows: with every started item voted by the caller, they get a fresh item, and
     the work done does not depend on how many of their own votes lie in the way."""
-    from annotations.services import votes as votes_module
+    from annotations.services import queue as queue_module
 
-    monkeypatch.setattr(votes_module, "WINDOW", 4)
+    monkeypatch.setattr(queue_module, "WINDOW", 4)
     heavy = make_user(Role.ANNOTATOR, "heavy")
     started = ingested[:20]
     for item in started:

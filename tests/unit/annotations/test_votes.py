@@ -1,4 +1,4 @@
-"""annotations/services/votes.py: the crowd queue, k votes per item, gold items, blind votes."""
+"""annotations/services/{queue,votes}.py: the crowd queue, k votes per item, gold items, blind votes."""
 
 import random
 from datetime import timedelta
@@ -10,13 +10,8 @@ from django.utils import timezone
 from accounts.roles import Role
 from annotations.models import Assignment, Imagette, Vote
 from annotations.services.labels import gold_set
-from annotations.services.votes import (
-    VoteRefused,
-    annotator_stats,
-    assignments_release_expired,
-    next_items,
-    vote_submit,
-)
+from annotations.services.queue import assignments_release_expired, next_items
+from annotations.services.votes import VoteRefused, annotator_stats, vote_submit
 from tests.conftest import cast_vote
 
 pytestmark = pytest.mark.django_db

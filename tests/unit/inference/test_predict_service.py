@@ -155,7 +155,7 @@ def test_a_run_predicts_every_imagette_then_only_the_new_ones(ingested, register
     first = snapshot_of_predictions()
 
     from annotations.services.ingest import ingest_paths
-    from annotations.synthetic import write_demo_imagettes
+    from demo.synthetic import write_demo_imagettes
 
     more = write_demo_imagettes(tmp_path / "more", 7, seed=99, layout="mixed", size=64).parent
     report = ingest_paths([more])

@@ -28,7 +28,7 @@ from accounts.roles import Role
 from annotations.models import Imagette, LabelDecision
 from annotations.selectors import slugs_to_mask
 from annotations.services.labels import LabelConflict, label_decide
-from annotations.services.votes import queue_priority_set
+from annotations.services.queue import queue_priority_set
 from inference.models import Prediction
 from inference.services.review import ReviewError, review_accept, review_correct, review_next
 from jobs.models import Job
@@ -379,7 +379,8 @@ def test_correcting_without_a_prediction_and_accepting_nothing(db, expert):
 # --- the crowd queue prefers uncertain items ------------------------------------------------------
 @override_settings(CRYOLABEL_GOLD_RATE=0.0, CRYOLABEL_VOTES_PER_ITEM=3)
 def test_crowd_queue_prefers_uncertain_items_once_a_model_is_active(db, make_user):
-    from annotations.services.votes import next_items, vote_submit
+    from annotations.services.queue import next_items
+    from annotations.services.votes import vote_submit
 
     items = _imagettes(["n1", "n2", "n3", "n4", "n5"])
     crowd = [make_user(Role.ANNOTATOR) for _ in range(3)]

@@ -10,8 +10,8 @@ import torch
 import torchvision
 
 from annotations.readers import to_db
-from annotations.synthetic import imagette_texture
 from annotations.wv_classes import SLUGS, class_by_slug
+from demo.synthetic import imagette_texture
 from training.augment import AugmentConfig, augment_batch, speckle_db
 from training.networks import NetworkError, SampleRef, get_network, seed_everything
 from training.networks.classifier import (

@@ -18,8 +18,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.roles import perm
-from annotations import map_selectors
 from annotations.wv_classes import SLUGS, class_by_slug
+from inference import map_selectors
 
 MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -115,7 +115,7 @@ class MapMonthsApi(APIView):
                          "model_version": version.number if version else None})
 
 
-# Included under /api/v1/map/ by annotations.api_urls.
+# Included under /api/v1/map/ by inference.api_urls.
 urlpatterns = [
     path("points/", MapPointsApi.as_view(), name="map-points"),
     path("density/", MapDensityApi.as_view(), name="map-density"),

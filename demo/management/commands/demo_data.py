@@ -19,7 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--size", type=int, default=256, help="imagette side in pixels (multiple of 4)")
 
     def handle(self, *args, out: Path, imagettes: int, seed: int, layout: str, size: int, **options):
-        from annotations.synthetic import write_demo_imagettes
+        from demo.synthetic import write_demo_imagettes
 
         if imagettes < 1:
             raise CommandError("--imagettes must be at least 1")

@@ -1,4 +1,4 @@
-"""annotations/api_map.py and map_selectors.py (the map of detections), and the predictions the imagette APIs
+"""inference/api_map.py and map_selectors.py (the map of detections), and the predictions the imagette APIs
 carry: experts always see them, annotators only when they ask for suggestions (blind voting by default)."""
 
 from datetime import UTC, datetime

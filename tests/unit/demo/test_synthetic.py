@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from annotations.readers import ImagetteRecord, IngestError, iter_records, read_ground_truth, to_db
-from annotations.synthetic import imagette_texture, write_demo_imagettes
 from annotations.wv_classes import SLUGS, WV_CLASSES, class_by_letter, class_by_name, class_by_slug
+from demo.synthetic import imagette_texture, write_demo_imagettes
 
 
 # --- classes --------------------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
-"""annotations/synthetic.py, `scene_size`: a small imagette of a large scene is that scene at coarser pixels."""
+"""demo/synthetic/, `scene_size`: a small imagette of a large scene is that scene at coarser pixels."""
 
 import numpy as np
 import pytest
 
-from annotations.synthetic import imagette_texture
+from demo.synthetic import imagette_texture
 
 
 def _log_std_at_64(image: np.ndarray) -> float:

@@ -19,6 +19,8 @@ from django.db.models.functions import Floor, TruncMonth
 
 from annotations.models import GoldLabel, Imagette
 from annotations.wv_classes import WV_CLASSES
+from inference.models import Prediction
+from training.services.registry import active_version
 
 SOURCES = ("predicted", "curated", "any")
 # The `source` array's codes, in this order (also sent as `source_codes`).
@@ -49,8 +51,6 @@ def _month_range(month: tuple[int, int]) -> tuple[datetime, datetime]:
 
 
 def active_classifier():
-    from training.services.registry import active_version
-
     return active_version("classifier")
 
 
@@ -77,8 +77,6 @@ def _curated(filters: MapFilters) -> QuerySet[Imagette]:
 def _predicted(filters: MapFilters, version):
     """The active version's current predictions (as the review queue reads them); with source `any`, only for
     items that have no curated label."""
-    from inference.models import Prediction
-
     if version is None:
         return Prediction.objects.none()
     queryset = _placed(Prediction.objects.filter(model_version=version, is_current=True), "imagette__", filters)

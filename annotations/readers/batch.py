@@ -1,0 +1,161 @@
+"""Walking what came in (files, folders, SAFE products, TenGeoP-SARwv trees, exports) into records, and the
+ground truth sidecar of the demo data."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path, PurePosixPath
+
+from annotations.readers.base import (
+    _PNG_MAGIC,
+    _RASTER_EXTS,
+    _TIFF_MAGIC,
+    _ZIP_EXTS,
+    _ZIP_MAGIC,
+    DEFAULT_LIMITS,
+    IngestError,
+    Limits,
+)
+from annotations.readers.raster import _describe_bytes, _magic, read_geotiff, read_png
+from annotations.readers.record import ImagetteRecord
+from annotations.readers.wv_safe import _iter_safe
+from annotations.wv_classes import class_by_name
+
+
+def _labels_from_folder(folder: Path) -> tuple[str, ...]:
+    """TenGeoP (F..O) or ImageFolder (class name or slug) layouts label a file by its parent folder."""
+    try:
+        return (class_by_name(folder.name).slug,)
+    except KeyError:
+        return ()
+
+
+def _is_safe_dir(path: Path) -> bool:
+    return path.name.upper().endswith(".SAFE") or (path / "manifest.safe").is_file()
+
+
+def _file_records(
+    path: Path, key: str, labels: tuple[str, ...], limits: Limits
+) -> Iterator[ImagetteRecord | IngestError]:
+    """Dispatch one file on its content (magic bytes), not its name."""
+    try:
+        head = _magic(path)
+        if head.startswith(_ZIP_MAGIC):
+            yield from _iter_safe(path, limits)
+        elif head.startswith(_TIFF_MAGIC):
+            yield read_geotiff(path, key=key, label_slugs=labels, limits=limits)
+        elif head.startswith(_PNG_MAGIC):
+            yield read_png(path, key=key, label_slugs=labels, limits=limits)
+        else:
+            yield IngestError(f"{path.name} is not a GeoTIFF, PNG or SAFE product: {_describe_bytes(head)}", path)
+    except IngestError as e:
+        yield e.at(path)
+    except OSError as e:
+        yield IngestError(f"cannot read {path.name}: {e.strerror or e}", path)
+
+
+def _safe_dir_records(path: Path, limits: Limits) -> Iterator[ImagetteRecord | IngestError]:
+    try:
+        yield from _iter_safe(path, limits)
+    except IngestError as e:
+        yield e.at(path)
+    except OSError as e:
+        yield IngestError(f"cannot read {path.name}: {e.strerror or e}", path)
+
+
+def iter_records(
+    paths: str | Path | Iterable[str | Path], *, limits: Limits = DEFAULT_LIMITS
+) -> Iterator[ImagetteRecord | IngestError]:
+    """Every imagette under `paths` (files and folders, walked recursively in name order), and an IngestError
+    (with .path) for every file that cannot be read, so one bad file never stops a batch.
+
+    SAFE folders and zips give one record per imagette; GeoTIFFs and PNGs one each, labelled when their
+    folder is a TenGeoP letter (F..O) or a class name/slug. When walking, files that are not .tif/.tiff/.png/.zip
+    (CSV, JSON, XML sidecars) and hidden entries are skipped; a file named explicitly is always reported on.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    for p in map(Path, paths):
+        if not p.exists():
+            yield IngestError(f"{p.name}: no such file or folder", p)
+        elif p.is_dir():
+            if _is_safe_dir(p):
+                yield from _safe_dir_records(p, limits)
+            else:
+                yield from _walk(p, limits)
+        else:
+            yield from _file_records(p, p.name, (), limits)
+
+
+def _export_manifest(folder: Path) -> dict[str, tuple[str, ...]] | None:
+    """The labels a Cryolabel export's manifest.csv (columns `file` and `labels`, slugs joined by ';') gives
+    the files it lists, by path relative to `folder`; None when there is no such manifest. It wins over the
+    class folder: a multi-label item sits in one folder but has all its classes in the manifest."""
+    path = folder / "manifest.csv"
+    if not path.is_file():
+        return None
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if not {"file", "labels"} <= set(reader.fieldnames or ()):
+                return None
+            return {
+                PurePosixPath((row["file"] or "").strip()).as_posix(): tuple(
+                    class_by_name(s).slug for s in (row["labels"] or "").split(";") if s.strip()
+                )
+                for row in reader
+            }
+    except KeyError as e:
+        raise IngestError(f"{path.name}: {e.args[0]}", path) from None
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise IngestError(f"{path.name} cannot be read: {e}", path) from e
+
+
+def _walk(root: Path, limits: Limits) -> Iterator[ImagetteRecord | IngestError]:
+    manifests: dict[Path, tuple[Path, dict[str, tuple[str, ...]]] | None] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        try:
+            found = _export_manifest(here)
+        except IngestError as e:
+            yield e  # reported; its files still come in, labelled by their folders
+            found = None
+        manifests[here] = (here, found) if found is not None else manifests.get(here.parent)
+        dirnames.sort()
+        for d in list(dirnames):
+            sub = here / d
+            if d.startswith(".") or sub.is_symlink():
+                dirnames.remove(d)
+            elif _is_safe_dir(sub):
+                dirnames.remove(d)
+                yield from _safe_dir_records(sub, limits)
+        labels = _labels_from_folder(here)
+        for name in sorted(filenames):
+            f = here / name
+            ext = f.suffix.lower()
+            if name.startswith(".") or ext not in _RASTER_EXTS | _ZIP_EXTS:
+                continue
+            if f.is_symlink():
+                yield IngestError(f"{name} is a symbolic link: skipped", f)
+                continue
+            file_labels = labels if ext in _RASTER_EXTS else ()
+            if manifests[here] is not None and ext in _RASTER_EXTS:
+                base, listed = manifests[here]
+                file_labels = listed.get(f.relative_to(base).as_posix(), file_labels)
+            yield from _file_records(f, f.relative_to(root).as_posix(), file_labels, limits)
+
+
+def read_ground_truth(path: str | Path) -> dict[str, tuple[str, str]]:
+    """`ground_truth.csv` (path, class_slug, split) as {record key: (slug, split)}; class names are normalised
+    to slugs so hand-written files with "Sea Ice" or "K" work too."""
+    out: dict[str, tuple[str, str]] = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        for n, row in enumerate(csv.DictReader(f), start=2):
+            try:
+                slug = class_by_name(row.get("class_slug") or "").slug
+            except KeyError as e:
+                raise IngestError(f"{Path(path).name} line {n}: {e.args[0]}", path) from None
+            out[(row.get("path") or "").strip()] = (slug, (row.get("split") or "").strip())
+    return out
