@@ -142,12 +142,13 @@ def next_items(*, annotator, count: int = 1, rng: random.Random | None = None) -
     with transaction.atomic():
         held = _lock_and_held(annotator.pk, now, count)
         picked: list[Imagette] = []
+        seen = _WindowsSeen()
         for _ in range(count - len(held)):
             item = None
             if settings.CRYOLABEL_GOLD_RATE > 0 and rng.random() < settings.CRYOLABEL_GOLD_RATE:
-                item = _take_first(_gold_windows(rng), annotator.pk, expires, k)
+                item = _take_first(_gold_windows(rng), annotator.pk, expires, k, seen)
             if item is None:
-                item = _take_first(_windows(k, rng), annotator.pk, expires, k)
+                item = _take_first(_windows(k, rng), annotator.pk, expires, k, seen)
             if item is None:
                 break
             picked.append(item)
@@ -181,10 +182,40 @@ def _lock_and_held(annotator_id: int, now, count: int) -> list[Imagette]:
     return [by_id[pk] for pk in held_ids if pk in by_id]
 
 
-def _take_first(windows, annotator_id: int, expires, k: int) -> Imagette | None:
+class _WindowsSeen:
+    """What one next_items call learnt about the windows, so that its later picks skip the windows that cannot
+    give anything: a window that gave nothing (its items are the caller's own, held by others or full: its later
+    picks only add the caller's own leases), and the windows after one that held its whole tier (fewer candidates
+    than WINDOW: a window from a random point, or further down, reads a part of it). Concurrent changes by others
+    could free an item meanwhile; the next call sees it."""
+
+    def __init__(self) -> None:
+        self.empty: set[tuple] = set()
+        self.whole: set[tuple[str, int]] = set()
+
+    def skip(self, window: _Window) -> bool:
+        first = window.start_at is None and window.offset == 0
+        return _key(window) in self.empty or (not first and (window.tier, window.level) in self.whole)
+
+    def note(self, window: _Window, item: Imagette | None, candidates: int | None) -> None:
+        if item is None:
+            self.empty.add(_key(window))
+        if candidates is not None and candidates < WINDOW and window.start_at is None and window.offset == 0:
+            self.whole.add((window.tier, window.level))
+
+
+def _key(window: _Window) -> tuple:
+    return (window.tier, window.level, window.offset, window.start_at is not None)
+
+
+def _take_first(windows, annotator_id: int, expires, k: int, seen: _WindowsSeen) -> Imagette | None:
     take = _take_pg if connection.vendor == "postgresql" else _take_orm
     for window in windows:
-        if (item := take(window, annotator_id, expires, k)) is not None:
+        if seen.skip(window):
+            continue
+        item, candidates = take(window, annotator_id, expires, k)
+        seen.note(window, item, candidates)
+        if item is not None:
             return item
     return None
 
@@ -262,16 +293,17 @@ def _pg_take_sql(tier: str, random_start: bool) -> str:
     return _PG_TAKE.format(window=window, room=room, **tables)
 
 
-def _take_pg(window: _Window, annotator_id: int, expires, k: int) -> Imagette | None:
+def _take_pg(window: _Window, annotator_id: int, expires, k: int) -> tuple[Imagette | None, int | None]:
+    """The window's first free item, leased (or None), and how many candidates it read (None: not told)."""
     sql = _pg_take_sql(window.tier, window.start_at is not None)
     params = {"open": Imagette.QueueState.OPEN.value, "k": k, "me": annotator_id, "expires": expires,
               "now": timezone.now(), "window": WINDOW, "level": window.level, "offset": window.offset,
               "start_at": window.start_at}
     rows = list(Imagette.objects.raw(sql, params))
-    return rows[0] if rows else None
+    return (rows[0] if rows else None), None
 
 
-def _take_orm(window: _Window, annotator_id: int, expires, k: int) -> Imagette | None:
+def _take_orm(window: _Window, annotator_id: int, expires, k: int) -> tuple[Imagette | None, int | None]:
     """The same pick through the ORM, for SQLite (its IMMEDIATE transaction serialises this)."""
     if window.tier == "gold":
         field, rows = "imagette_id", GoldLabel.objects.all()
@@ -284,23 +316,28 @@ def _take_orm(window: _Window, annotator_id: int, expires, k: int) -> Imagette |
     if window.start_at is not None:
         bounds = rows.aggregate(low=Min(field), high=Max(field))
         if bounds["low"] is None:
-            return None
+            return None, 0
         ids = ids.filter(**{f"{field}__gte": bounds["low"] + int(window.start_at * (bounds["high"] - bounds["low"]))})
     candidates = list(ids[window.offset:window.offset + WINDOW])
+    if not candidates:
+        return None, 0
     mine = (set(Vote.objects.filter(annotator_id=annotator_id, imagette_id__in=candidates)
                 .values_list("imagette_id", flat=True))
             | set(Assignment.objects.filter(annotator_id=annotator_id, imagette_id__in=candidates)
                   .values_list("imagette_id", flat=True)))
-    rows = Imagette.objects.filter(pk__in=[pk for pk in candidates if pk not in mine])
+    free = [pk for pk in candidates if pk not in mine]
+    if not free:
+        return None, len(candidates)
+    rows = Imagette.objects.filter(pk__in=free)
     if window.tier != "gold":
         rows = rows.filter(queue_state=Imagette.QueueState.OPEN, vote_count__lt=k - F("reserved_count"))
     by_id = {item.pk: item for item in rows}
     item = next((by_id[pk] for pk in candidates if pk in by_id), None)
     if item is None:
-        return None
+        return None, len(candidates)
     counts = item.queue_state == Imagette.QueueState.OPEN and item.vote_count + item.reserved_count < k
     Assignment.objects.create(imagette=item, annotator_id=annotator_id, expires_at=expires, counted=counts)
     if counts:
         Imagette.objects.filter(pk=item.pk).update(reserved_count=F("reserved_count") + 1)
         item.reserved_count += 1
-    return item
+    return item, len(candidates)
