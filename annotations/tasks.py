@@ -5,13 +5,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from celery import shared_task
 from django.conf import settings
 from rest_framework import serializers
 
+from annotations.services.consensus_run import consensus_run
+from annotations.services.ingest import count_candidates, ingest_paths
+from jobs.declare import job_kind_declare, job_params
 from jobs.models import Job
-from jobs.registry import JobKind, register_job_kind
-from jobs.runner import run_job
 from jobs.services import JobReporter
 
 
@@ -46,13 +46,11 @@ class IngestRefusedAll(Exception):
     """Every file of the batch was refused: the job fails, with the reasons in its log."""
 
 
+@job_kind_declare("ingest", queue="cpu", capability="ingest", title="Ingest", params=IngestParams)
 def ingest_job(job: Job, reporter: JobReporter) -> dict:
-    from annotations.services.ingest import count_candidates, ingest_paths
-
     # Only the command line (which runs the job in its own process, on the "cli" queue) may read any path.
-    params = IngestParams(data=job.params, context={"command_line": job.queue == "cli"})
-    params.is_valid(raise_exception=True)
-    paths = [Path(p) for p in params.validated_data["paths"]]
+    params = job_params(job, context={"command_line": job.queue == "cli"})
+    paths = [Path(p) for p in params["paths"]]
     try:
         missing = [str(p) for p in paths if not p.exists()]
         if missing:
@@ -67,7 +65,7 @@ def ingest_job(job: Job, reporter: JobReporter) -> dict:
         for path, reason in report.errors[:200]:
             reporter.log(f"refused {path}: {reason}")
     finally:
-        if params.validated_data["delete_after"]:
+        if params["delete_after"]:
             _remove_uploads(paths)  # an upload is removed whatever became of it: it was copied in or refused
     if report.errors and not report.created and not report.duplicates:
         first = "; ".join(f"{Path(p).name}: {r}" for p, r in report.errors[:3])
@@ -82,29 +80,12 @@ def _remove_uploads(paths: list[Path]) -> None:
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
-@shared_task(bind=True, name="annotations.ingest", queue="cpu")
-def ingest_task(self, job_id: int) -> str:
-    return run_job(job_id, ingest_job, worker=self.request.hostname or "")
-
-
 class ConsensusParams(serializers.Serializer):
     method = serializers.ChoiceField(choices=["dawid_skene", "majority"], required=False)
 
 
+@job_kind_declare("consensus", queue="cpu", capability="review", title="Consensus", params=ConsensusParams)
 def consensus_job(job: Job, reporter: JobReporter) -> dict:
-    from annotations.services.consensus_run import consensus_run
-
-    params = ConsensusParams(data=job.params)
-    params.is_valid(raise_exception=True)
-    method = params.validated_data.get("method") or settings.CRYOLABEL_CONSENSUS_METHOD
+    method = job_params(job).get("method") or settings.CRYOLABEL_CONSENSUS_METHOD
     reporter.progress(0.1, f"computing {method} consensus", force=True)
     return consensus_run(method=method)
-
-
-@shared_task(bind=True, name="annotations.consensus", queue="cpu")
-def consensus_task(self, job_id: int) -> str:
-    return run_job(job_id, consensus_job, worker=self.request.hostname or "")
-
-
-register_job_kind(JobKind("ingest", "annotations.ingest", "cpu", "ingest", "Ingest", IngestParams))
-register_job_kind(JobKind("consensus", "annotations.consensus", "cpu", "review", "Consensus", ConsensusParams))

@@ -45,7 +45,7 @@ class PredictApi(APIView):
             version = predict_check(network=params["network"])
         except PredictRefused as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        job = job_submit(kind="predict", params=params, created_by=request.user,
+        job = job_submit(kind="predict", params=params, created_by=request.user, subject=version,
                          reason=f"Predict pressed by {request.user.username} ({version})")
         return Response(JobDetailSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

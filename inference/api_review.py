@@ -24,6 +24,7 @@ from inference.services.review import (
     review_correct,
     review_next,
 )
+from training.specs import IMAGETTE_NETWORK, network_names
 
 CanReview = HasCapability("review")
 MAX_EXCLUDE = 500
@@ -53,7 +54,7 @@ class ReviewNextQuery(serializers.Serializer):
     measure = serializers.ChoiceField(choices=list(MEASURES), default="entropy",
                                       help_text="What 'uncertain' orders by.")
     count = serializers.IntegerField(min_value=1, max_value=MAX_COUNT, default=1)
-    network = serializers.ChoiceField(choices=["classifier"], default="classifier")
+    network = serializers.ChoiceField(choices=network_names(), default=IMAGETTE_NETWORK)
     exclude = CommaIntegers(required=False, allow_blank=True, default="",
                             help_text="Imagette ids the caller already holds or skipped, comma-separated.")
 

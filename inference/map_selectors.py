@@ -21,6 +21,7 @@ from annotations.models import GoldLabel, Imagette
 from annotations.wv_classes import WV_CLASSES
 from inference.models import Prediction
 from training.services.registry import active_version
+from training.specs import IMAGETTE_NETWORK
 
 SOURCES = ("predicted", "curated", "any")
 # The `source` array's codes, in this order (also sent as `source_codes`).
@@ -51,7 +52,7 @@ def _month_range(month: tuple[int, int]) -> tuple[datetime, datetime]:
 
 
 def active_classifier():
-    return active_version("classifier")
+    return active_version(IMAGETTE_NETWORK)
 
 
 def _placed(queryset: QuerySet, prefix: str, filters: MapFilters) -> QuerySet:

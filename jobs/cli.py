@@ -6,10 +6,16 @@ Celery which workers consume the job's queue and says so, with the command that 
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 
+from django.core.management.base import CommandError
+from rest_framework.exceptions import ValidationError
+
 from jobs.models import Job
+from jobs.registry import job_kind
+from jobs.services import job_submit
 
 # How scripts/demo.sh (`make demo`) starts its worker: both queues, one job at a time.
 WORKER_COMMAND = ".venv/bin/celery -A eoplatform worker -Q cpu,gpu --concurrency 1 --loglevel INFO"
@@ -87,3 +93,66 @@ def follow_job(
             raise TimeoutError(f"job {job_id} is still {job.state} after {timeout:g} s (--timeout); it stays "
                                f"{job.state} without this command: follow or cancel it on the Jobs page")
         sleep(poll)
+
+
+# --- the commands that start jobs ---------------------------------------------------------------------------
+def wait_arguments(parser) -> None:
+    """--wait and --timeout, as every command that queues a job takes them."""
+    parser.add_argument("--wait", action="store_true", help="follow the job until it ends (exit 1 if it failed)")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="with --wait: stop waiting after this long (exit 1); the job itself goes on")
+
+
+def _first_error(detail) -> str:
+    if isinstance(detail, dict):
+        field, errors = next(iter(detail.items()))
+        return f"{field}: {_first_error(errors)}"
+    if isinstance(detail, list) and detail:
+        return _first_error(detail[0])
+    return str(detail)
+
+
+def submit_and_follow(
+    command, *, kind: str, params: dict, reason: str, queued: str, wait: bool, timeout: float | None = None,
+    subject=None, done: Callable[[Job], str] | None = None, failed: Callable[[Job], str] | None = None,
+) -> Job:
+    """Queue a job from a management command and say so (`queued`, formatted with `job`); with `wait`, follow it
+    to its end: exit 1 when it did not succeed (why on stderr), else print `done(job)`. Parameters the kind's
+    declaration refuses are a CommandError, and nothing is queued."""
+    if timeout is not None and (not wait or not 0 <= timeout < 1e9):
+        raise CommandError("--timeout needs --wait and a number of seconds, 0 or more")
+    try:
+        job = job_submit(kind=kind, params=params, reason=reason, subject=subject)
+    except ValidationError as exc:
+        raise CommandError(f"{kind} refused: {_first_error(exc.detail)}") from None
+    command.stdout.write(queued.format(job=job))
+    if not wait:
+        return job
+    try:
+        job = follow_job(job.pk, command.stdout, stderr=command.stderr, timeout=timeout)
+    except TimeoutError as exc:
+        raise CommandError(str(exc)) from exc
+    if job.state != Job.State.SUCCEEDED:
+        why = failed(job) if failed is not None else (job.error or job.message)
+        command.stderr.write(f"{job_kind(kind).title.lower()} job {job.pk} {job.state}: {why}")
+        sys.exit(1)
+    command.stdout.write(command.style.SUCCESS(done(job) if done is not None else f"job {job.pk}: {job.message}"))
+    return job
+
+
+class TerminalReporter:
+    """Forwards to a job's reporter and draws a progress bar on a terminal (for a job a command runs itself);
+    with `forced_lines`, the forced reports are written when the output is not a terminal too."""
+
+    def __init__(self, reporter, stdout, *, forced_lines: bool = False) -> None:
+        self.reporter, self.stdout, self.forced_lines = reporter, stdout, forced_lines
+
+    def progress(self, fraction, message=None, *, force=False):
+        self.reporter.progress(fraction, message, force=force)
+        if self.stdout.isatty() or (force and self.forced_lines):
+            bar = "#" * int(fraction * 30)
+            self.stdout.write(f"\r[{bar:<30}] {fraction:4.0%} {message or ''}"[:120], ending="")
+            self.stdout.flush()
+
+    def __getattr__(self, name):
+        return getattr(self.reporter, name)

@@ -1,4 +1,6 @@
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
 
@@ -36,6 +38,13 @@ class Job(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
     )
+    # What the job concerns, of any kind (the snapshot an export writes, the model version a prediction runs,
+    # the snapshot a training learns from); set by job_submit. A generic pointer: jobs sit below the apps whose
+    # rows they point at.
+    subject_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    subject_id = models.PositiveBigIntegerField(null=True, blank=True)
+    subject = GenericForeignKey("subject_type", "subject_id")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -43,7 +52,8 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["state", "updated_at"])]
+        indexes = [models.Index(fields=["state", "updated_at"]),
+                   models.Index(fields=["subject_type", "subject_id"], name="job_subject")]
 
     def __str__(self) -> str:
         return f"Job {self.pk} {self.kind} {self.state}"

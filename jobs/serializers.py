@@ -1,3 +1,4 @@
+from django.contrib.contenttypes.models import ContentType
 from rest_framework import serializers
 
 from eoplatform.untrusted import has_nul
@@ -6,15 +7,22 @@ from jobs.models import Job
 
 class JobSerializer(serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    subject = serializers.SerializerMethodField(help_text="What the job concerns: {type: app.model, id}, or null.")
 
     class Meta:
         model = Job
         fields = [
             "id", "kind", "state", "progress", "message", "reason", "params", "metrics", "result",
             "error", "queue", "attempts", "warnings", "created_by", "created_at", "started_at", "finished_at",
-            "updated_at", "heartbeat_at",
+            "updated_at", "heartbeat_at", "subject",
         ]
         read_only_fields = fields
+
+    def get_subject(self, job) -> dict | None:
+        if job.subject_type_id is None or job.subject_id is None:
+            return None
+        model = ContentType.objects.get_for_id(job.subject_type_id)  # cached per process by Django
+        return {"type": f"{model.app_label}.{model.model}", "id": job.subject_id}
 
 
 class JobDetailSerializer(JobSerializer):

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -28,15 +28,21 @@ class JobCancelled(Exception):
     """Raised inside a running job when someone cancelled it: the job stops where it is."""
 
 
-def job_submit(*, kind: str, params: dict[str, Any] | None = None, created_by=None, reason: str = "") -> Job:
-    """Create the row and queue its Celery task once the row is committed."""
+def job_submit(*, kind: str, params: dict[str, Any] | None = None, created_by=None, reason: str = "",
+               subject: models.Model | None = None, context: dict[str, Any] | None = None) -> Job:
+    """Create the row and queue its Celery task once the row is committed. The parameters are checked by the
+    kind's declaration first (jobs.declare; `context` goes to its serializer): refused ones raise DRF's
+    ValidationError (a 400 in the API) and nothing is written. `subject`: the row the job concerns."""
     from eoplatform.celery import app
 
     spec = job_kind(kind)
+    if spec.params_serializer is not None:
+        spec.params_serializer(data=params or {}, context=context or {}).is_valid(raise_exception=True)
     task_id = str(uuid.uuid4())
     with transaction.atomic():
         job = Job.objects.create(
             kind=kind,
+            subject=subject,
             params=params or {},
             created_by=created_by if created_by is not None and created_by.is_authenticated else None,
             reason=reason or (f"started by {created_by.username}" if created_by is not None else ""),

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import time
 
-from celery import shared_task
 from rest_framework import serializers
 
+from jobs.declare import job_kind_declare, job_params
 from jobs.models import Job
-from jobs.registry import JobKind, register_job_kind
-from jobs.runner import run_job
 from jobs.services import JobReporter
 
 
@@ -23,30 +21,14 @@ class WorkerCheckParams(serializers.Serializer):
     )
 
 
+@job_kind_declare("worker_check", queue="cpu", capability="run_worker_check", title="Worker check",
+                  params=WorkerCheckParams)
 def worker_check(job: Job, reporter: JobReporter) -> dict:
-    params = WorkerCheckParams(data=job.params)
-    params.is_valid(raise_exception=True)
-    steps, pause, fail_at = (params.validated_data[k] for k in ("steps", "step_seconds", "fail_at_step"))
+    params = job_params(job)
+    steps, pause, fail_at = (params[k] for k in ("steps", "step_seconds", "fail_at_step"))
     for step in range(1, steps + 1):
         time.sleep(pause)
         if fail_at is not None and step == fail_at:
             raise RuntimeError(f"worker check asked to fail at step {step}")
         reporter.progress(step / steps, f"step {step}/{steps}", force=True)
     return {"steps": steps, "message": f"worker answered {steps} steps"}
-
-
-@shared_task(bind=True, name="jobs.worker_check", queue="cpu")
-def worker_check_task(self, job_id: int) -> str:
-    return run_job(job_id, worker_check, worker=self.request.hostname or "")
-
-
-register_job_kind(
-    JobKind(
-        name="worker_check",
-        task_name="jobs.worker_check",
-        queue="cpu",
-        capability="run_worker_check",
-        title="Worker check",
-        params_serializer=WorkerCheckParams,
-    )
-)

@@ -18,14 +18,9 @@ from rest_framework.views import APIView
 from accounts.permissions import HasCapability
 from jobs.serializers import JobDetailSerializer
 from jobs.services import job_submit
+from training.exports.download import export_archive_name, export_zip_chunks
 from training.models import Export, Snapshot
-from training.services.export import (
-    FORMATS,
-    ExportError,
-    export_archive_name,
-    export_location,
-    export_zip_chunks,
-)
+from training.services.export import FORMATS, ExportError, export_location
 from training.services.export_retention import ExportExists, export_existing, export_job_pending
 
 CanExport = HasCapability("export")

@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from eoplatform.untrusted import has_nul
 from training.models import ModelVersion, Snapshot
+from training.specs import IMAGETTE_NETWORK, network_names
 
 
 class SnapshotSerializer(serializers.ModelSerializer):
@@ -28,7 +29,7 @@ MAX_HPARAMS = 40
 
 
 class TrainRequestSerializer(serializers.Serializer):
-    network = serializers.ChoiceField(choices=["classifier"], default="classifier")
+    network = serializers.ChoiceField(choices=network_names(), default=IMAGETTE_NETWORK)
     epochs = serializers.IntegerField(min_value=1, max_value=500, required=False)
     hparams = serializers.DictField(
         required=False, help_text='Hyper-parameter overrides, e.g. {"image_size": 64, "batch_size": 16}.')
@@ -38,10 +39,10 @@ class TrainRequestSerializer(serializers.Serializer):
     def validate(self, attrs: dict) -> dict:
         number = attrs.pop("from_version", None)
         if number is not None:
-            version = ModelVersion.objects.filter(network=attrs.get("network", "classifier"), number=number).first()
+            network = attrs.get("network", IMAGETTE_NETWORK)
+            version = ModelVersion.objects.filter(network=network, number=number).first()
             if version is None:
-                raise serializers.ValidationError({"from_version": f"{attrs.get('network', 'classifier')} has no "
-                                                                   f"version {number}"})
+                raise serializers.ValidationError({"from_version": f"{network} has no version {number}"})
             attrs["init_checkpoint"] = version.checkpoint
         return attrs
 

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from celery import shared_task
 from rest_framework import serializers
 
+from jobs.declare import job_kind_declare, job_params
 from jobs.models import Job
-from jobs.registry import JobKind, register_job_kind
-from jobs.runner import run_job
 from jobs.services import JobReporter
+from training.services.export import ExportExists, export_create, export_scratch_remove
+from training.specs import IMAGETTE_NETWORK, network_names
 
-NETWORK_CHOICES = ["classifier"]
+NETWORK_CHOICES = network_names()
 
 
 class TrainParams(serializers.Serializer):
-    network = serializers.ChoiceField(choices=NETWORK_CHOICES, default="classifier")
+    network = serializers.ChoiceField(choices=NETWORK_CHOICES, default=IMAGETTE_NETWORK)
     epochs = serializers.IntegerField(min_value=1, max_value=500, required=False)
     snapshot = serializers.IntegerField(required=False, help_text="Train on this snapshot; default: a new one.")
     hparams = serializers.DictField(required=False, help_text="Hyper-parameter overrides, e.g. {'lr': 0.001}.")
@@ -22,18 +22,12 @@ class TrainParams(serializers.Serializer):
         required=False, help_text="Start from these weights: a Cryolabel checkpoint (path, or relative to MEDIA_ROOT).")
 
 
+# Resumable: a re-delivered job (its worker was lost) goes on from its last checkpoint.
+@job_kind_declare("train", queue="gpu", capability="train", title="Training", params=TrainParams, resumable=True)
 def train_job(job: Job, reporter: JobReporter) -> dict:
     from training.services.train_run import train_run  # imports torch: workers only
 
     return train_run(job, reporter)
-
-
-@shared_task(bind=True, name="training.train", queue="gpu", acks_late=True, reject_on_worker_lost=True)
-def train_task(self, job_id: int) -> str:
-    return run_job(job_id, train_job, worker=self.request.hostname or "")
-
-
-register_job_kind(JobKind("train", "training.train", "gpu", "train", "Training", TrainParams, resumable=True))
 
 
 # --- exports (cpu queue) --------------------------------------------------------------------------------------
@@ -43,14 +37,15 @@ class ExportParams(serializers.Serializer):
     snapshot = serializers.IntegerField(required=False, help_text="Export this snapshot (id); default: a new one.")
 
 
+def export_lost(job: Job) -> None:
+    export_scratch_remove(job)
+
+
+@job_kind_declare("export", queue="cpu", capability="export", title="Export", params=ExportParams, on_lost=export_lost)
 def export_job(job: Job, reporter: JobReporter, *, out: str | None = None) -> dict:
     """Write the export under MEDIA_ROOT/exports (where its download finds it); only the command line, which
     runs the job in its own process, passes `out`: a job sent to a worker never writes elsewhere."""
-    from training.services.export import ExportExists, export_create
-
-    params = ExportParams(data=job.params)
-    params.is_valid(raise_exception=True)
-    data = params.validated_data
+    data = job_params(job)
     reporter.progress(0.0, f"exporting {data['kind']} as {data['format']}", force=True)
 
     def progress(done: int, total: int) -> None:
@@ -71,17 +66,3 @@ def _export_result(export) -> dict:
     return {"export": export.pk, "number": export.number, "snapshot": export.snapshot_id, "format": export.format,
             "items": export.items, "size_bytes": export.size_bytes, "path": export.path,
             "download": f"/api/v1/exports/{export.pk}/download/"}
-
-
-@shared_task(bind=True, name="training.export", queue="cpu")
-def export_task(self, job_id: int) -> str:
-    return run_job(job_id, export_job, worker=self.request.hostname or "")
-
-
-def export_lost(job: Job) -> None:
-    from training.services.export import export_scratch_remove
-
-    export_scratch_remove(job)
-
-
-register_job_kind(JobKind("export", "training.export", "cpu", "export", "Export", ExportParams, on_lost=export_lost))

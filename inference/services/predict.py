@@ -39,6 +39,7 @@ from jobs.models import Job
 from jobs.services import JobReporter
 from training.models import ModelVersion
 from training.services.registry import active_version
+from training.specs import IMAGETTE_NETWORK
 
 if TYPE_CHECKING:  # torch lives behind these; imported for real only inside predict_run
     from training.networks.base import SampleRef
@@ -220,9 +221,9 @@ ITEM_SOURCES: dict[str, ItemSource] = {
 # The job
 # --------------------------------------------------------------------------------------------------------
 def predict_run(job: Job, reporter: JobReporter) -> dict[str, Any]:
-    """The `predict` job: params {"network": "classifier", "mc_dropout": T (0: off), "all": bool}."""
+    """The `predict` job: params {"network": a name of ITEM_SOURCES, "mc_dropout": T (0: off), "all": bool}."""
     params = job.params or {}
-    network_name = str(params.get("network") or "classifier")
+    network_name = str(params.get("network") or IMAGETTE_NETWORK)
     mc_dropout = int(params.get("mc_dropout") or 0)
     redo = bool(params.get("all", False))
     if not 0 <= mc_dropout <= 100:

@@ -23,6 +23,7 @@ from annotations.models import Imagette
 from annotations.services.labels import LabelConflict, label_decide
 from inference.models import Prediction, ReviewLease
 from training.models import ModelVersion
+from training.specs import IMAGETTE_NETWORK
 
 __all__ = [
     "MEASURES", "STRATEGIES", "LabelConflict", "ReviewError", "predictions_mark_reviewed", "queue_version",
@@ -57,7 +58,7 @@ class ReviewError(ValueError):
         self.status, self.field = status, field
 
 
-def queue_version(network: str = "classifier") -> ModelVersion | None:
+def queue_version(network: str = IMAGETTE_NETWORK) -> ModelVersion | None:
     """The version whose predictions are reviewed: the active one, else the newest (before any activation)."""
     versions = ModelVersion.objects.filter(network=network).only("network", "number", "is_active")  # no history
     return versions.filter(is_active=True).first() or versions.order_by("-number").first()
@@ -87,7 +88,7 @@ def _with_item(queryset: QuerySet[Prediction]) -> QuerySet[Prediction]:
 
 
 def review_next(
-    *, reviewer, strategy: str = "uncertain", network: str = "classifier", measure: str = "entropy",
+    *, reviewer, strategy: str = "uncertain", network: str = IMAGETTE_NETWORK, measure: str = "entropy",
     count: int = 1, exclude: Iterable[int] = (), rng: random.Random | None = None,
 ) -> list[Prediction]:
     """Up to `count` predictions to review, in the strategy's order, each with its imagette (and the crowd's
@@ -212,7 +213,7 @@ def _imagette(imagette_id: int) -> Imagette:
 @transaction.atomic
 def review_accept(
     *, reviewer, imagette_id: int, expected_version: int, prediction_id: int | None = None,
-    network: str = "classifier",
+    network: str = IMAGETTE_NETWORK,
 ) -> Imagette:
     """The expert agrees with the model: its predicted classes become the settled label (source
     `prediction`). `prediction_id` names the prediction the expert saw (default: the queue version's), so a

@@ -23,6 +23,7 @@ from annotations.models import Imagette, LabelDecision
 from jobs.models import Job
 from jobs.services import job_submit
 from training.models import ModelVersion, Snapshot
+from training.specs import IMAGETTE_NETWORK
 
 # Serialises concurrent checks on PostgreSQL (SQLite's IMMEDIATE transactions already do): two decisions
 # committing at once must not queue two trainings.
@@ -37,7 +38,7 @@ class Reference:
     what: str  # "snapshot #3" / "training job #12", for the reason
 
 
-def retrain_reference(network: str = "classifier") -> Reference | None:
+def retrain_reference(network: str = IMAGETTE_NETWORK) -> Reference | None:
     """What "new" is counted from: the last training job's snapshot (or the job itself when it failed before
     making one), else the active version's snapshot. None before any training."""
     # Only the columns read here: a job's log and a version's history are large.
@@ -76,7 +77,7 @@ def new_curated_labels(reference: Reference, *, at_most: int | None = None) -> i
     return n + max(0, now - before)
 
 
-def retrain_maybe_submit(*, network: str = "classifier") -> Job | None:
+def retrain_maybe_submit(*, network: str = IMAGETTE_NETWORK) -> Job | None:
     """Queue a training job when enough new curated labels arrived and none is queued or running."""
     every = settings.CRYOLABEL_RETRAIN_AFTER
     if every <= 0 or Job.objects.filter(kind="train", state__in=PENDING).exists():

@@ -27,6 +27,7 @@ from training.networks.base import NetworkError, SampleRef, pick_device, read_ch
 from training.services.activation import Baseline, activation_decide, val_baseline
 from training.services.registry import model_activate
 from training.services.snapshots import snapshot_create
+from training.specs import IMAGETTE_NETWORK, network_spec
 
 
 def snapshot_samples(snapshot: Snapshot) -> list[SampleRef]:
@@ -54,12 +55,14 @@ def train_run(job: Job, reporter: JobReporter) -> dict:
     params = job.params
     threads = torch_threads_apply()
     reporter.log(threads["text"])
-    network = get_network(params.get("network", "classifier"))
+    network = get_network(params.get("network", IMAGETTE_NETWORK))
     device = pick_device()
     overrides = dict(params.get("hparams") or {})
     if params.get("epochs"):
         overrides["epochs"] = int(params["epochs"])
-    weights = os.environ.get("CRYOLABEL_CLASSIFIER_WEIGHTS") if network.name == "classifier" else None
+    # The network's own pretrained-weights setting (a local file), where it has one.
+    weights_setting = network_spec(network.name).weights_setting
+    weights = os.environ.get(weights_setting) if weights_setting else None
     if weights and "weights_path" not in overrides:
         overrides["weights_path"] = weights
     hparams = network.resolve_hparams(overrides, device)

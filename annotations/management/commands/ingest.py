@@ -8,6 +8,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from annotations.tasks import ingest_job
+from jobs.cli import TerminalReporter
 from jobs.models import Job
 from jobs.runner import run_job
 
@@ -23,11 +25,10 @@ class Command(BaseCommand):
         missing = [str(p) for p in paths if not p.exists()]
         if missing:
             raise CommandError(f"no such file or folder: {', '.join(missing)}")
-        from annotations.tasks import ingest_job
-
         job = Job.objects.create(kind="ingest", queue="cli", params={"paths": [str(p.resolve()) for p in paths]},
                                  reason="command line: manage.py ingest", message="started from the command line")
-        state = run_job(job.pk, lambda j, r: ingest_job(j, _TerminalReporter(r, self.stdout)), worker="cli")
+        state = run_job(job.pk, lambda j, r: ingest_job(j, TerminalReporter(r, self.stdout, forced_lines=True)),
+                        worker="cli")
         job.refresh_from_db()
         result = job.result
         if state != Job.State.SUCCEEDED:
@@ -43,20 +44,3 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"job {job.pk}: {result['message']}"))
         if result.get("errors"):
             sys.exit(1)
-
-
-class _TerminalReporter:
-    """Forwards to the job's reporter and draws a progress bar on the terminal."""
-
-    def __init__(self, reporter, stdout):
-        self.reporter, self.stdout = reporter, stdout
-
-    def progress(self, fraction, message=None, *, force=False):
-        self.reporter.progress(fraction, message, force=force)
-        if self.stdout.isatty() or force:
-            bar = "#" * int(fraction * 30)
-            self.stdout.write(f"\r[{bar:<30}] {fraction:4.0%} {message or ''}"[:120], ending="")
-            self.stdout.flush()
-
-    def __getattr__(self, name):
-        return getattr(self.reporter, name)

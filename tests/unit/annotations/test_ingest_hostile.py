@@ -122,7 +122,7 @@ def test_web_ingest_reads_only_import_roots_and_the_command_line_any_path(client
 
 
 def test_an_ingest_whose_every_file_was_refused_fails_and_a_partly_refused_one_warns(tmp_path, media):
-    from annotations.tasks import ingest_job, ingest_task
+    from annotations.tasks import ingest_job
     from jobs.runner import run_job
 
     bad = tmp_path / "bad"
@@ -132,7 +132,7 @@ def test_an_ingest_whose_every_file_was_refused_fails_and_a_partly_refused_one_w
     assert run_job(job.pk, ingest_job) == Job.State.FAILED
     job.refresh_from_db()
     assert "all 2 file(s) refused, nothing ingested" in job.message and "x.tif" in job.message
-    assert ingest_task.name == "annotations.ingest"
+    assert ingest_job.task.name == "annotations.ingest"
 
     _tagged(bad / "z.tif", SWATH="WV2")
     job = Job.objects.create(kind="ingest", queue="cli", params={"paths": [str(bad)]})

@@ -23,16 +23,10 @@ from annotations.readers import read_geotiff
 from annotations.services.labels import label_decide
 from annotations.wv_classes import SLUGS, WV_CLASSES
 from jobs.models import Job
+from training.exports.common import MANIFEST_COLUMNS, class_folder
+from training.exports.stac_validate import stac_offline_validator, stac_validate_export
 from training.models import Export, Snapshot, SnapshotItem
-from training.services.export import (
-    MANIFEST_COLUMNS,
-    ExportError,
-    class_folder,
-    export_create,
-    export_write,
-    stac_offline_validator,
-    stac_validate_export,
-)
+from training.services.export import ExportError, export_create, export_write
 from training.services.snapshots import snapshot_create
 
 pytestmark = pytest.mark.django_db
@@ -383,7 +377,7 @@ def export_root(export: Export) -> Path:
 def test_streaming_zip_reads_back_with_zipfile(tmp_path):
     """The hand-written zip stream: stored and deflated members, UTF-8 names, empty folders, and the zip64
     end records once there are more than 65 535 members."""
-    from training.services.export import StreamingZip
+    from training.exports.download import StreamingZip
 
     (tmp_path / "images").mkdir()
     raster = np.random.default_rng(0).normal(-20, 3, (128, 128)).astype(np.float32).tobytes()

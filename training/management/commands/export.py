@@ -7,15 +7,13 @@ already exported there in that format is not written again: the job answers with
 
 from __future__ import annotations
 
-import sys
-
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs.cli import follow_job
+from jobs.cli import TerminalReporter, submit_and_follow, wait_arguments
 from jobs.models import Job
 from jobs.runner import run_job
-from jobs.services import job_submit
 from training.services.export import FORMATS, KINDS_AVAILABLE, KINDS_LATER, ExportError, export_destination_check
+from training.tasks import export_job
 
 
 class Command(BaseCommand):
@@ -30,9 +28,10 @@ class Command(BaseCommand):
         parser.add_argument("--snapshot", type=int, help="export this snapshot id (default: the current curated "
                                                          "set: its latest snapshot when no settled label changed "
                                                          "since, else a new one)")
-        parser.add_argument("--wait", action="store_true", help="follow a queued export until it ends")
+        wait_arguments(parser)
 
-    def handle(self, *args, kind: str, fmt: str, out: str | None, snapshot: int | None, wait: bool, **options):
+    def handle(self, *args, kind: str, fmt: str, out: str | None, snapshot: int | None, wait: bool,
+               timeout: float | None = None, **options):
         if kind in KINDS_LATER:
             raise CommandError(f"exporting {kind} is not available yet; this platform exports: "
                                f"{', '.join(KINDS_AVAILABLE)}")
@@ -42,20 +41,18 @@ class Command(BaseCommand):
             raise CommandError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
         params = {"format": fmt, "kind": kind, **({"snapshot": snapshot} if snapshot is not None else {})}
         if out is None:
-            self._queued(params, wait)
+            self._queued(params, wait, timeout)
         else:
             self._here(params, out)
 
     def _here(self, params: dict, out: str) -> None:
-        from training.tasks import export_job
-
         try:
             destination = export_destination_check(out)
         except ExportError as exc:
             raise CommandError(str(exc)) from None
         job = Job.objects.create(kind="export", queue="cli", params=params, reason="command line: manage.py export",
                                  message="started from the command line")
-        state = run_job(job.pk, lambda j, r: export_job(j, _TerminalReporter(r, self.stdout), out=str(destination)),
+        state = run_job(job.pk, lambda j, r: export_job(j, TerminalReporter(r, self.stdout), out=str(destination)),
                         worker="cli")
         job.refresh_from_db()
         if state != Job.State.SUCCEEDED:
@@ -63,37 +60,15 @@ class Command(BaseCommand):
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS(f"job {job.pk}: {job.result['message']}, written to {destination}"))
 
-    def _queued(self, params: dict, wait: bool) -> None:
-        job = job_submit(kind="export", params=params, reason="command line: manage.py export")
-        self.stdout.write(f"queued export job {job.pk} ({params['format']}) on the cpu queue; it writes under "
-                          "MEDIA_ROOT/exports")
-        if not wait:
-            return
-        job = follow_job(job.pk, self.stdout)
-        if job.state != Job.State.SUCCEEDED:
-            self.stderr.write(f"export job {job.pk} {job.state}: {_reason(job)}")
-            sys.exit(1)
-        self.stdout.write(self.style.SUCCESS(f"job {job.pk}: {job.result['message']} ({job.result['path']})"))
+    def _queued(self, params: dict, wait: bool, timeout: float | None) -> None:
+        submit_and_follow(
+            self, kind="export", params=params, reason="command line: manage.py export", wait=wait, timeout=timeout,
+            queued=f"queued export job {{job.pk}} ({params['format']}) on the cpu queue; it writes under "
+                   "MEDIA_ROOT/exports",
+            done=lambda job: f"job {job.pk}: {job.result['message']} ({job.result['path']})", failed=_reason)
 
 
 def _reason(job: Job) -> str:
     # run_job stores "ExportError: why"; the person needs the why.
     text = job.error or job.message
     return text.split(": ", 1)[1] if text.startswith(("ExportError: ", "ValidationError: ")) else text
-
-
-class _TerminalReporter:
-    """Forwards to the job's reporter and draws a progress bar on a terminal."""
-
-    def __init__(self, reporter, stdout) -> None:
-        self.reporter, self.stdout = reporter, stdout
-
-    def progress(self, fraction, message=None, *, force=False):
-        self.reporter.progress(fraction, message, force=force)
-        if self.stdout.isatty():
-            bar = "#" * int(fraction * 30)
-            self.stdout.write(f"\r[{bar:<30}] {fraction:4.0%} {message or ''}"[:120], ending="")
-            self.stdout.flush()
-
-    def __getattr__(self, name):
-        return getattr(self.reporter, name)
