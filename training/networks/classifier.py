@@ -39,6 +39,11 @@ import torch.nn.functional as F  # noqa: N812
 import torchvision
 from torch import nn
 from torch.utils.data import Dataset, get_worker_info
+from torchmetrics.functional.classification import (
+    multiclass_confusion_matrix,
+    multilabel_exact_match,
+    multilabel_stat_scores,
+)
 
 from annotations.wv_classes import SLUGS
 from eoplatform.threads import job_threads_plan
@@ -311,9 +316,13 @@ def multilabel_metrics(probabilities: torch.Tensor, targets: torch.Tensor, thres
     n, c = probs.shape
     pred = _predicted_masks(probs, threshold)
     truth = targets > 0.5
-    tp = (pred & truth).sum(0)
-    fp = (pred & ~truth).sum(0)
-    fn = (~pred & truth).sum(0)
+    # The counting is torchmetrics' (per class: tp, fp, tn, fn, support); a class neither present nor predicted
+    # has no F1 here (None), where torchmetrics would say 0.
+    if n:
+        stats = multilabel_stat_scores(pred.long(), truth.long(), num_labels=c, average=None)
+        tp, fp, fn = stats[:, 0], stats[:, 1], stats[:, 3]
+    else:
+        tp = fp = fn = torch.zeros(c, dtype=torch.int64)
     f1: dict[str, float | None] = {}
     for k in range(c):
         denominator = int(2 * tp[k] + fp[k] + fn[k])
@@ -322,16 +331,14 @@ def multilabel_metrics(probabilities: torch.Tensor, targets: torch.Tensor, thres
     labelled = truth.any(dim=1)
     primary = truth.to(torch.int8).argmax(dim=1)  # first True = lowest set bit
     top = probs.argmax(dim=1)
-    confusion = torch.zeros(c, c, dtype=torch.int64)
-    if labelled.any():
-        confusion.index_put_((primary[labelled], top[labelled]), torch.ones(int(labelled.sum()), dtype=torch.int64),
-                             accumulate=True)
+    confusion = (multiclass_confusion_matrix(top[labelled], primary[labelled], num_classes=c) if labelled.any()
+                 else torch.zeros(c, c, dtype=torch.int64))
     n_labelled = int(labelled.sum())
     return {
         "top1": float((top[labelled] == primary[labelled]).float().mean()) if n_labelled else None,
         "per_class_f1": f1,
         "macro_f1": sum(defined) / len(defined) if defined else None,
-        "exact_match": float((pred == truth).all(dim=1).float().mean()) if n else None,
+        "exact_match": float(multilabel_exact_match(pred.long(), truth.long(), num_labels=c)) if n else None,
         "confusion_matrix": confusion.tolist(),
         "n_items": n,
         "n_labelled": n_labelled,
