@@ -23,7 +23,6 @@ NO_CLASS_FOLDER = "_no_class"  # sorts after the lettered folders, so it never s
 CHUNK_ROWS = 2000
 PROGRESS_EVERY = 200
 
-STAC_VERSION = "1.1.0"
 LABEL_SCHEMA_URI = "https://stac-extensions.github.io/label/v1.0.1/schema.json"
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "export_schemas"
 # The JSON schemas pystac's validator would fetch by URL and does not ship itself: validation runs offline.

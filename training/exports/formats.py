@@ -7,6 +7,9 @@ import contextlib
 import json
 from typing import Any
 
+import pystac
+from pystac.extensions.label import LabelExtension
+
 from annotations.wv_classes import SLUGS, WV_CLASSES
 from training.exports.common import (
     CARD_JSON,
@@ -15,7 +18,6 @@ from training.exports.common import (
     NO_CLASS_FOLDER,
     SPLITS,
     STAC_LABELS,
-    STAC_VERSION,
     Row,
     bbox,
     class_folder,
@@ -121,24 +123,20 @@ class StacWriter(ExportWriter):
         labels.write("\n  " if self.items == 0 else ",\n  ")
         labels.write(json.dumps({"type": "Feature", "id": item_id, "geometry": geometry,
                                  "properties": {"labels": row.slugs, "split": row.split}}))
-        parent = {"href": "../collection.json", "type": "application/json"}
-        item = {
-            "type": "Feature",
-            "stac_version": STAC_VERSION,
-            "stac_extensions": [LABEL_SCHEMA_URI],
-            "id": item_id,
-            "collection": self.collection_id,
-            "geometry": geometry,
-            **({"bbox": bbox(geometry)} if geometry else {}),
-            "properties": properties,
-            "links": [{"rel": "root", **parent}, {"rel": "parent", **parent}, {"rel": "collection", **parent}],
-            "assets": {
-                "image": {"href": f"../{image_rel}", "type": "image/tiff; application=geotiff", "roles": ["data"],
-                          "title": "NRCS in dB, single band" if row.is_db else "8-bit brightness, single band"},
-                "labels": {"href": f"../{STAC_LABELS}", "type": "application/geo+json", "roles": ["labels"],
-                           "title": f"the classes of every item, as features; this item's is the feature {item_id}"},
-            },
-        }
+        # The Item through pystac (its label extension included); serialised on its own, so memory stays flat.
+        item = pystac.Item(id=item_id, geometry=geometry, bbox=bbox(geometry) if geometry else None,
+                           datetime=when, properties={k: v for k, v in properties.items() if k != "datetime"},
+                           collection=self.collection_id)
+        LabelExtension.add_to(item)
+        for rel in (pystac.RelType.ROOT, pystac.RelType.PARENT, pystac.RelType.COLLECTION):
+            item.add_link(pystac.Link(rel, "../collection.json", media_type=pystac.MediaType.JSON))
+        item.add_asset("image", pystac.Asset(
+            f"../{image_rel}", media_type=pystac.MediaType.GEOTIFF, roles=["data"],
+            title="NRCS in dB, single band" if row.is_db else "8-bit brightness, single band"))
+        item.add_asset("labels", pystac.Asset(
+            f"../{STAC_LABELS}", media_type=pystac.MediaType.GEOJSON, roles=["labels"],
+            title=f"the classes of every item, as features; this item's is the feature {item_id}"))
+        item = item.to_dict(include_self_link=False, transform_hrefs=False)
         self.put(f"items/{item_id}.json", json.dumps(item).encode())
         links.write(json.dumps({"rel": "item", "href": f"./items/{item_id}.json", "type": "application/geo+json"}))
         links.write("\n")
@@ -150,7 +148,7 @@ class StacWriter(ExportWriter):
         per_class = card["counts"]["per_class"]
         collection = {
             "type": "Collection",
-            "stac_version": STAC_VERSION,
+            "stac_version": pystac.get_stac_version(),  # the version pystac writes the Items in
             "stac_extensions": [LABEL_SCHEMA_URI],
             "id": self.collection_id,
             "title": f"Cryolabel snapshot #{self.snapshot.number}: Sentinel-1 WV imagettes and their classes",
