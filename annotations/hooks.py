@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class Hook:
         self.name = name
         self._functions: list[Callable[..., Any]] = []
         self._lock = threading.Lock()
+        self._held = threading.local()
 
     def register(self, function: Callable[..., Any]) -> Callable[..., Any]:
         with self._lock:
@@ -41,8 +43,28 @@ class Hook:
         return function
 
     def __call__(self, *args: Any, **kwargs: Any) -> None:
+        if getattr(self._held, "depth", 0):
+            self._held.called = True  # made once, at the end of the batch (`once_after`)
+            return
         for function in list(self._functions):
             function(*args, **kwargs)
+
+    @contextmanager
+    def once_after(self) -> Iterator[None]:
+        """Within the block (in this thread), calls of this argument-less hook are held and made once when it ends,
+        if any came: a batch that settles labels item by item (an ingest of imported labels) asks the layers
+        above once, not once per item."""
+        self._held.depth = getattr(self._held, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            self._held.depth -= 1
+            if not self._held.depth and getattr(self._held, "called", False):
+                self._held.called = False
+                try:
+                    self()
+                except Exception:  # as on_commit(robust=True) would: a failing follow-up never fails the batch
+                    log.exception("hook %s failed after a batch", self.name)
 
 
 class Provider:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: migrate the embedded SQLite database, create the demo users and data, then run
+# `make demo`: migrate the embedded SQLite database and create the demo users and data (demo_setup), then run
 # Daphne on 127.0.0.1:8000 and one Celery worker (both queues). Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,8 +10,7 @@ HOST=${CRYOLABEL_HOST:-127.0.0.1}
 PORT=${CRYOLABEL_PORT:-8000}
 mkdir -p var/log
 
-$PY manage.py migrate --no-input -v 0
-$PY manage.py demo_setup
+$PY manage.py demo_setup  # migrates first
 
 worker_pid=""
 web_pid=""

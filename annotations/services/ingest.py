@@ -20,6 +20,7 @@ import numpy as np
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 
+from annotations import hooks
 from annotations.models import Imagette
 from annotations.readers import DEFAULT_LIMITS, ImagetteRecord, IngestError, Limits, iter_records, preview_png
 from annotations.services.labels import label_decide
@@ -210,6 +211,14 @@ def ingest_paths(
     """Ingest every imagette found under `paths`; bad files are reported, not fatal."""
     report = IngestReport()
     limits = limits or limits_from_settings()
+    # Imported labels settle item by item; the layers above (a retrain check) are told once, after the batch.
+    with hooks.labels_settled.once_after():
+        _ingest_each(paths, report, limits=limits, job=job, author=author, progress=progress)
+    return report
+
+
+def _ingest_each(paths, report: IngestReport, *, limits: Limits, job, author,
+                 progress: Callable[[int, str], None] | None) -> None:
     for index, found in enumerate(iter_records([Path(p) for p in paths], limits=limits), start=1):
         if isinstance(found, IngestError):
             report.errors.append((str(found.path or ""), found.reason))
@@ -228,7 +237,6 @@ def ingest_paths(
                     report.labelled += bool(found.label_slugs)
         if progress is not None:
             progress(index, report.summary())
-    return report
 
 
 def count_candidates(paths: Iterable[str | Path]) -> int:

@@ -22,6 +22,30 @@ def test_a_hook_calls_each_registered_function_once_in_order():
     assert calls == [("first", {"imagette_id": 7}), ("second", {"imagette_id": 7})]
 
 
+def test_a_batch_makes_the_held_calls_once_at_its_end_and_a_failure_does_not_fail_it():
+    calls = []
+    hook = Hook("test")
+    hook.register(lambda: calls.append("settled"))
+    with hook.once_after():
+        for _ in range(5):
+            hook()
+        with hook.once_after():  # nested: still once, at the outer end
+            hook()
+        assert calls == []
+    assert calls == ["settled"]
+    with hook.once_after():
+        pass  # nothing settled: no call
+    assert calls == ["settled"]
+
+    def broken():
+        raise RuntimeError("the retrain check failed")
+
+    hook.register(broken)
+    with hook.once_after():
+        hook()
+    assert calls == ["settled", "settled"]
+
+
 def test_a_provider_answers_none_until_someone_provides():
     provider = Provider("test")
     assert provider() is None

@@ -156,3 +156,24 @@ def test_upload_api_queues_an_ingest_job(client, admin_user, annotator, media, m
     job = Job.objects.get()
     assert job.kind == "ingest" and job.params["delete_after"] is True
     assert Path(job.params["paths"][0], "u.tif").is_file()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_ingest_of_imported_labels_tells_the_layers_above_once(tmp_path, media):
+    """Each imported label commits with its item; the retrain check (annotations.hooks.labels_settled) runs once
+    after the batch, not once per item."""
+    from annotations import hooks
+
+    calls = []
+
+    def settled() -> None:
+        calls.append(Imagette.objects.filter(label_source=Imagette.LabelSource.IMPORTED).count())
+
+    write_demo_imagettes(tmp_path / "tengeop", 6, seed=5, layout="tengeop", size=64)
+    hooks.labels_settled.register(settled)
+    try:
+        report = ingest_paths([tmp_path / "tengeop"])
+    finally:
+        hooks.labels_settled._functions.remove(settled)
+    assert len(report.created) == 6
+    assert calls == [6]  # once, when all six were in
