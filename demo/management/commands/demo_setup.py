@@ -2,7 +2,7 @@
 published dataset would have (1 000 imagettes imported with their labels in the TenGeoP-SARwv layout, 300 more
 ingested unlabelled for the crowd), and a simulated crowd that has labelled part of those 300 through the queue,
 with gold items and a consensus run, so that Curation and Overview show real figures on the first visit.
-Migrates the database first. Idempotent: a second start adds nothing. The demo-only code lives in the top-level `demo` package."""
+Migrates the database first. Idempotent: a second start adds nothing."""
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
