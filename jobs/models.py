@@ -1,6 +1,5 @@
+from django.apps import apps
 from django.conf import settings
-from django.contrib.contenttypes.fields import GenericForeignKey
-from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
 
@@ -38,13 +37,11 @@ class Job(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
     )
-    # What the job concerns, of any kind (the snapshot an export writes, the model version a prediction runs,
-    # the snapshot a training learns from); set by job_submit. A generic pointer: jobs sit below the apps whose
-    # rows they point at.
-    subject_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.SET_NULL,
-                                     related_name="+")
+    # What the job concerns, of any kind (the model version a prediction runs, ...); set by job_submit. By model
+    # label ("training.modelversion") and id rather than a content-type key: jobs sit below the apps whose rows
+    # they point at, and a label never goes stale in another process's cache.
+    subject_type = models.CharField(max_length=100, blank=True, default="")
     subject_id = models.PositiveBigIntegerField(null=True, blank=True)
-    subject = GenericForeignKey("subject_type", "subject_id")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -57,6 +54,17 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"Job {self.pk} {self.kind} {self.state}"
+
+    @property
+    def subject(self) -> models.Model | None:
+        """The row the job concerns, None when it has none or it is gone."""
+        if not self.subject_type or self.subject_id is None:
+            return None
+        try:
+            model = apps.get_model(self.subject_type)
+        except (LookupError, ValueError):
+            return None
+        return model._default_manager.filter(pk=self.subject_id).first()
 
     @property
     def is_finished(self) -> bool:

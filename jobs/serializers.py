@@ -1,4 +1,3 @@
-from django.contrib.contenttypes.models import ContentType
 from rest_framework import serializers
 
 from eoplatform.untrusted import has_nul
@@ -19,10 +18,9 @@ class JobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_subject(self, job) -> dict | None:
-        if job.subject_type_id is None or job.subject_id is None:
+        if not job.subject_type or job.subject_id is None:
             return None
-        model = ContentType.objects.get_for_id(job.subject_type_id)  # cached per process by Django
-        return {"type": f"{model.app_label}.{model.model}", "id": job.subject_id}
+        return {"type": job.subject_type, "id": job.subject_id}
 
 
 class JobDetailSerializer(JobSerializer):

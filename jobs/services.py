@@ -42,7 +42,8 @@ def job_submit(*, kind: str, params: dict[str, Any] | None = None, created_by=No
     with transaction.atomic():
         job = Job.objects.create(
             kind=kind,
-            subject=subject,
+            subject_type=subject._meta.label_lower if subject is not None else "",
+            subject_id=subject.pk if subject is not None else None,
             params=params or {},
             created_by=created_by if created_by is not None and created_by.is_authenticated else None,
             reason=reason or (f"started by {created_by.username}" if created_by is not None else ""),
