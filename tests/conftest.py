@@ -38,7 +38,8 @@ DB_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db
 def pytest_collection_modifyitems(config, items):
     """`make test` runs two pytest processes side by side, one per mode, and CRYOLABEL_TEST_RUN tells each which
     tests are its own. Tests whose outcome can depend on the mode (those that touch the database, or the running
-    platform with its broker and channel layer) run in both, less those marked `one_mode` (services run only).
+    platform with its broker and channel layer) run in both, less those marked `one_mode` (services run only) or
+    `embedded_only` (two long tests split between the runs, so that the suite stays under 12 minutes).
     Pure code (networks, readers, thread sizing, ...) runs once, in the embedded run, which is the lighter of the
     two; unless marked postgres_only. Unset (a developer's plain `pytest`), every test runs."""
     run = os.environ.get("CRYOLABEL_TEST_RUN")
@@ -48,7 +49,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         uses_db = bool(DB_FIXTURES & set(getattr(item, "fixturenames", ()))) or item.get_closest_marker("django_db")
         if run == "services":
-            mine = bool(uses_db) or item.get_closest_marker("postgres_only") is not None
+            mine = (bool(uses_db) or item.get_closest_marker("postgres_only") is not None) and \
+                item.get_closest_marker("embedded_only") is None
         else:
             mine = not uses_db or item.get_closest_marker("one_mode") is None
         (kept if mine else dropped).append(item)

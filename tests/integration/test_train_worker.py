@@ -92,6 +92,8 @@ def test_a_worker_trains_the_light_classifier_and_registers_a_version(platform, 
     assert [(r["network"], r["number"], r["is_active"]) for r in rows] == [("classifier", 1, version.is_active)]
 
 
+# In the embedded run only in `make test` (the fuzzing takes the services run); a plain pytest runs it on both.
+@pytest.mark.embedded_only
 def test_a_killed_worker_s_training_resumes_from_its_last_checkpoint(platform, labelled, make_user):
     from eoplatform.celery import app
 
