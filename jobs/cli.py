@@ -15,6 +15,7 @@ from rest_framework.exceptions import ValidationError
 
 from jobs.models import Job
 from jobs.registry import job_kind
+from jobs.runner import run_job
 from jobs.services import job_submit
 
 # How scripts/demo.sh (`make demo`) starts its worker: both queues, one job at a time.
@@ -137,6 +138,18 @@ def submit_and_follow(
         command.stderr.write(f"{job_kind(kind).title.lower()} job {job.pk} {job.state}: {why}")
         sys.exit(1)
     command.stdout.write(command.style.SUCCESS(done(job) if done is not None else f"job {job.pk}: {job.message}"))
+    return job
+
+
+def run_here(command, *, kind: str, params: dict, reason: str, work: Callable[..., dict],
+             forced_lines: bool = False) -> Job:
+    """Run a job in this process (queue "cli": the command line may read what a worker may not), its progress
+    bar on the command's terminal (see TerminalReporter); returns the finished row."""
+    job = Job.objects.create(kind=kind, queue="cli", params=params, reason=reason,
+                             message="started from the command line")
+    run_job(job.pk, lambda j, r: work(j, TerminalReporter(r, command.stdout, forced_lines=forced_lines)),
+            worker="cli")
+    job.refresh_from_db()
     return job
 
 

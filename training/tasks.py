@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from annotations.kinds import AVAILABLE, ItemKind
 from jobs.declare import job_kind_declare, job_params
 from jobs.models import Job
 from jobs.services import JobReporter
@@ -33,7 +34,7 @@ def train_job(job: Job, reporter: JobReporter) -> dict:
 # --- exports (cpu queue) --------------------------------------------------------------------------------------
 class ExportParams(serializers.Serializer):
     format = serializers.ChoiceField(choices=["imagefolder", "csv", "stac"])
-    kind = serializers.ChoiceField(choices=["imagettes"], default="imagettes")
+    kind = serializers.ChoiceField(choices=list(AVAILABLE), default=ItemKind.IMAGETTES)
     snapshot = serializers.IntegerField(required=False, help_text="Export this snapshot (id); default: a new one.")
 
 

@@ -30,6 +30,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from annotations.kinds import AVAILABLE, ItemKind
 from training.exports.common import ExportError, Progress
 from training.exports.formats import WRITERS
 from training.models import Export, Snapshot, SnapshotItem
@@ -46,8 +47,9 @@ from training.services.export_retention import (
 __all__ = ["FORMATS", "ExportError", "ExportExists", "export_create", "export_location", "export_write",
            "exports_root"]
 FORMATS: tuple[str, ...] = tuple(Export.Format.values)
-KINDS_AVAILABLE = ("imagettes",)
-KINDS_LATER = ("scenes", "tracks")
+# The item kinds (annotations.kinds): those exported today, and those announced.
+KINDS_AVAILABLE: tuple[str, ...] = tuple(AVAILABLE)
+KINDS_LATER: tuple[str, ...] = tuple(kind for kind in ItemKind.values if kind not in AVAILABLE)
 
 
 # --- checks --------------------------------------------------------------------------------------------------

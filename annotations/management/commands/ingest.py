@@ -9,9 +9,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from annotations.tasks import ingest_job
-from jobs.cli import TerminalReporter
+from jobs.cli import run_here
 from jobs.models import Job
-from jobs.runner import run_job
 
 
 class Command(BaseCommand):
@@ -25,13 +24,10 @@ class Command(BaseCommand):
         missing = [str(p) for p in paths if not p.exists()]
         if missing:
             raise CommandError(f"no such file or folder: {', '.join(missing)}")
-        job = Job.objects.create(kind="ingest", queue="cli", params={"paths": [str(p.resolve()) for p in paths]},
-                                 reason="command line: manage.py ingest", message="started from the command line")
-        state = run_job(job.pk, lambda j, r: ingest_job(j, TerminalReporter(r, self.stdout, forced_lines=True)),
-                        worker="cli")
-        job.refresh_from_db()
+        job = run_here(self, kind="ingest", params={"paths": [str(p.resolve()) for p in paths]},
+                       reason="command line: manage.py ingest", work=ingest_job, forced_lines=True)
         result = job.result
-        if state != Job.State.SUCCEEDED:
+        if job.state != Job.State.SUCCEEDED:
             if not quiet_errors:  # every file refused: say why for each, as for a partly refused batch
                 for line in job.log.splitlines():
                     if line[9:].startswith("refused "):

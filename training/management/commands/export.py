@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs.cli import TerminalReporter, submit_and_follow, wait_arguments
+from jobs.cli import run_here, submit_and_follow, wait_arguments
 from jobs.models import Job
-from jobs.runner import run_job
 from training.services.export import FORMATS, KINDS_AVAILABLE, KINDS_LATER, ExportError, export_destination_check
 from training.tasks import export_job
 
@@ -50,12 +49,9 @@ class Command(BaseCommand):
             destination = export_destination_check(out)
         except ExportError as exc:
             raise CommandError(str(exc)) from None
-        job = Job.objects.create(kind="export", queue="cli", params=params, reason="command line: manage.py export",
-                                 message="started from the command line")
-        state = run_job(job.pk, lambda j, r: export_job(j, TerminalReporter(r, self.stdout), out=str(destination)),
-                        worker="cli")
-        job.refresh_from_db()
-        if state != Job.State.SUCCEEDED:
+        job = run_here(self, kind="export", params=params, reason="command line: manage.py export",
+                       work=lambda j, r: export_job(j, r, out=str(destination)))
+        if job.state != Job.State.SUCCEEDED:
             raise CommandError(f"export failed, nothing was written: {_reason(job)}")
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS(f"job {job.pk}: {job.result['message']}, written to {destination}"))
