@@ -162,7 +162,7 @@ def snapshot_of_first(n_small: int, big_snapshot):
     """A second snapshot holding the first n_small items of the big one (same splits)."""
     from training.models import Snapshot, SnapshotItem
 
-    small = Snapshot.objects.create(number=big_snapshot.number + 1, seed=big_snapshot.seed,
+    small = Snapshot.objects.create(kind="imagettes", number=big_snapshot.number + 1, seed=big_snapshot.seed,
                                     fractions=big_snapshot.fractions,
                                     agreement_threshold=big_snapshot.agreement_threshold, size=n_small,
                                     note="bench: the first rows")

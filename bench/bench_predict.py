@@ -182,7 +182,8 @@ def _measure(args, n: int) -> int:
     path = Path(settings.MEDIA_ROOT) / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(net.checkpoint_state(net.build(hparams), None, 1, hparams), path)
-    snapshot = Snapshot.objects.create(number=1, seed=0, fractions={"train": 1.0}, agreement_threshold=0.6)
+    snapshot = Snapshot.objects.create(kind="imagettes", number=1, seed=0, fractions={"train": 1.0},
+                                       agreement_threshold=0.6)
     version = model_activate(version=ModelVersion.objects.create(network="classifier", number=1, snapshot=snapshot,
                                                                  checkpoint=relative), reason="bench")  # fmt: skip
     model, loaded = net.model_from_checkpoint(read_checkpoint(path), device)

@@ -99,7 +99,8 @@ def load_data(args) -> Loaded:
     out = Loaded()
     n = args.predictions
 
-    snapshot = Snapshot.objects.create(number=1, seed=0, fractions={"train": 0.75, "val": 0.2, "test": 0.05},
+    snapshot = Snapshot.objects.create(kind="imagettes", number=1, seed=0, fractions={"train": 0.75, "val": 0.2,
+                                       "test": 0.05},
                                        agreement_threshold=0.6, size=0, note="bench")
     old = ModelVersion.objects.create(network="classifier", number=1, snapshot=snapshot, checkpoint="bench/v1.pt")
     active = ModelVersion.objects.create(network="classifier", number=2, snapshot=snapshot, checkpoint="bench/v2.pt",

@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.db import models
 
+from annotations.kinds import ItemKind
+
 
 class Prediction(models.Model):
     """One model version's prediction for one imagette (written by the inference job, never edited but for
@@ -11,6 +13,9 @@ class Prediction(models.Model):
 
     imagette = models.ForeignKey("annotations.Imagette", on_delete=models.CASCADE, related_name="predictions")
     model_version = models.ForeignKey("training.ModelVersion", on_delete=models.CASCADE, related_name="predictions")
+    # Always "imagettes" (this is the imagettes' table): with model_version it references the version's
+    # (id, kind), so that the database refuses a prediction of a version that learned another kind.
+    kind = models.CharField(max_length=20, choices=ItemKind.choices, default=ItemKind.IMAGETTES, editable=False)
     job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     probabilities = models.JSONField(help_text="One probability per class, in the order of the class list.")
     label_mask = models.PositiveSmallIntegerField(help_text="Predicted classes (bit i: class i).")
@@ -27,6 +32,7 @@ class Prediction(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["imagette", "model_version"], name="prediction_once_per_version"),
+            models.CheckConstraint(condition=models.Q(kind=ItemKind.IMAGETTES), name="prediction_of_imagettes"),
         ]
         indexes = [
             # The review queue's orderings: current, unreviewed predictions of one version, ending with the id

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from inference.services.predict import ITEM_SOURCES, predict_run
+from annotations.kinds import AVAILABLE
+from inference.services.predict import predict_run
 from jobs.declare import job_kind_declare
 from jobs.models import Job
 from jobs.services import JobReporter
-from training.specs import IMAGETTE_NETWORK
+from training.specs import IMAGETTE_NETWORK, network_names, network_spec
 
-NETWORK_CHOICES = sorted(ITEM_SOURCES)  # the networks whose items the inference job knows
+# The networks of the kinds this platform labels today (predict_check also asks the kind for its prediction store).
+NETWORK_CHOICES = [name for name in network_names() if network_spec(name).item_kind in AVAILABLE]
 MAX_MC_DROPOUT = 100
 
 

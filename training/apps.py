@@ -7,8 +7,21 @@ class TrainingConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported here, where Django's apps are loaded. annotations tells training when labels settle
-        # (annotations.hooks): enough new curated labels start a training on their own.
-        from annotations import hooks
+        # (annotations.hooks): enough new curated labels start a training on their own. And training fills in its
+        # parts of each kind of item (annotations.kinds): how its snapshots are made and read, how it is exported.
+        from annotations import hooks, kinds
+        from annotations.kinds import ItemKind
         from training.services.retrain import retrain_maybe_submit
+        from training.services.snapshots import snapshot_create, snapshot_samples
 
         hooks.labels_settled.register(retrain_maybe_submit)
+        kinds.part_register(ItemKind.IMAGETTES, "snapshot_create", snapshot_create)
+        kinds.part_register(ItemKind.IMAGETTES, "snapshot_samples", snapshot_samples)
+        kinds.part_register(ItemKind.IMAGETTES, "export_writers", _imagette_writers)
+
+
+def _imagette_writers() -> dict:
+    # Imported when an export runs: pystac and the writers are not needed to start a web process.
+    from training.exports.formats import WRITERS
+
+    return WRITERS

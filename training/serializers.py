@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from eoplatform.untrusted import has_nul
 from training.models import ModelVersion, Snapshot
-from training.specs import IMAGETTE_NETWORK, network_names
+from training.specs import IMAGETTE_NETWORK, SPECS, file_option_names, network_names
 
 
 class SnapshotSerializer(serializers.ModelSerializer):
@@ -54,8 +54,10 @@ class TrainRequestSerializer(serializers.Serializer):
         if has_nul(value):  # the job's params are jsonb, which refuses it (a 500 on PostgreSQL)
             raise serializers.ValidationError("text must not contain NUL characters")
         for key, item in value.items():
-            if key == "weights_path":  # a path on the worker's disk is the operator's choice, not a request's
-                raise serializers.ValidationError("weights_path comes from CRYOLABEL_CLASSIFIER_WEIGHTS on the worker")
+            if key in file_option_names():  # a path on the worker's disk is the operator's choice, not a request's
+                settings = ", ".join(sorted(s for spec in SPECS.values() for k, s in spec.file_options.items()
+                                            if k == key))
+                raise serializers.ValidationError(f"{key} comes from {settings} on the worker")
             if not HPARAM_KEY.match(key):
                 raise serializers.ValidationError(f"{key!r} is not a hyper-parameter name (lower_case_words)")
             items = item if isinstance(item, list) else [item]

@@ -1,35 +1,52 @@
 """What the platform knows of each network without loading it (the web process never imports torch): the kind of
-item it learns from, the metric that decides whether a new version is activated, and its own options.
+item it learns from, its inputs, the metric that decides whether a new version is activated, and the settings
+that name local files it may use.
 
-The networks themselves (training.networks, torch) register under the same names; `tests/unit/training` checks
-that the two agree.
+Each network (training.networks, torch) declares itself with one of these as its `spec`, under the same name;
+`tests/unit/training/test_specs.py` checks that the two agree.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from annotations.kinds import ItemKind
 
 
 @dataclass(frozen=True)
+class Metric:
+    """A validation metric a version is judged by (higher is better)."""
+
+    name: str  # the key in the network's evaluate() result, e.g. "top1", "r2", "f1"
+    title: str  # how pages and messages name it, e.g. "top-1", "R²"
+    share: bool = True  # a share in [0, 1], shown as a percentage; else a plain number
+
+    def format(self, value: float | None) -> str:
+        if value is None:
+            return "—"
+        return f"{100 * value:.1f} %" if self.share else f"{value:.3f}"
+
+
+@dataclass(frozen=True)
 class NetworkSpec:
     name: str
-    item_kind: str  # annotations.kinds.ItemKind
+    item_kind: str  # annotations.kinds.ItemKind: what its samples, predictions and versions belong to
     title: str
-    primary_metric: str  # the validation metric a version must beat to be activated (higher is better)
-    metric_title: str
-    # The environment variable that names a local file of pretrained weights for this network (never downloaded).
-    weights_setting: str | None = None
+    primary_metric: Metric  # what a new version must beat (the baseline and the active version) to be activated
+    inputs: tuple[str, ...] = ()  # what one sample feeds it, for people (the models page, the dataset card)
+    # Hyperparameters that name a local file, each with the environment variable an operator sets it with (e.g.
+    # pretrained weights: never downloaded). The network takes its default from the variable; the train command
+    # checks the file before queueing anything; requests may not set these.
+    file_options: Mapping[str, str] = field(default_factory=dict)
 
 
-SPECS: dict[str, NetworkSpec] = {
-    spec.name: spec
-    for spec in (
-        NetworkSpec("classifier", ItemKind.IMAGETTES, "Wave Mode classes", "top1", "top-1",
-                    weights_setting="CRYOLABEL_CLASSIFIER_WEIGHTS"),
-    )
-}
+CLASSIFIER_SPEC = NetworkSpec(
+    "classifier", ItemKind.IMAGETTES, "Wave Mode classes", Metric("top1", "top-1"),
+    inputs=("VV sigma0 in dB, one band",), file_options={"weights_path": "CRYOLABEL_CLASSIFIER_WEIGHTS"},
+)  # fmt: skip
+
+SPECS: dict[str, NetworkSpec] = {spec.name: spec for spec in (CLASSIFIER_SPEC,)}
 
 
 def network_names() -> list[str]:
@@ -49,6 +66,11 @@ def network_for(item_kind: str) -> str:
         if spec.item_kind == item_kind:
             return spec.name
     raise KeyError(f"no network learns {item_kind}")
+
+
+def file_option_names() -> set[str]:
+    """Every hyperparameter that names a file on a worker's disk (an operator's choice, never a request's)."""
+    return {name for spec in SPECS.values() for name in spec.file_options}
 
 
 # The network of the imagette loop: the crowd queue's suggestions, the map of detections and the review queue.

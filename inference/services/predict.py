@@ -2,13 +2,14 @@
 
 `predict_run` is the job's work (the `predict` kind on the `gpu` queue, see inference.tasks):
 
-1. refusals, before anything is written and with the reason: an unknown network, no active version, a checkpoint
+1. refusals, before anything is written and with the reason: an unknown network (or one whose kind of item has no
+   prediction store: annotations.kinds), no active version, a checkpoint
    file that is missing, unreadable or of another network / architecture, items whose pixel file is missing;
 2. the rows of this version that a later version had replaced become current again (a re-activated version);
 3. the network's own dataset, loader and `predict_batch` run over the items still to predict, in id order, and
-   each batch is stored in one transaction: one Prediction per item and version (class probabilities, predicted
-   mask, confidence, entropy, margin, MC-dropout mutual information when asked), the older versions' rows of
-   those items no longer current, `disagrees` set against the item's label.
+   each batch goes to the kind's store in one transaction. For imagettes: one Prediction per item and version
+   (class probabilities, predicted mask, confidence, entropy, margin, MC-dropout mutual information when asked),
+   the older versions' rows of those items no longer current, `disagrees` set against the item's label.
 
 A re-run predicts only what is new (items ingested since, or every item for a new version); `all` re-predicts
 every item with the active version, rewriting its rows in place (e.g. to add mutual information) and keeping
@@ -32,20 +33,23 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 
+from annotations import kinds
+from annotations.kinds import KindNotAvailable
 from annotations.models import Imagette
 from annotations.services.queue import queue_priority_set
 from inference.models import Prediction
 from jobs.models import Job
 from jobs.services import JobReporter
+from training.contract import SampleRef
 from training.models import ModelVersion
 from training.services.registry import active_version
-from training.specs import IMAGETTE_NETWORK
+from training.specs import IMAGETTE_NETWORK, network_spec
 
-if TYPE_CHECKING:  # torch lives behind these; imported for real only inside predict_run
-    from training.networks.base import SampleRef
+if TYPE_CHECKING:
+    from training.networks import Network
 
 __all__ = [
-    "ITEM_SOURCES",
+    "IMAGETTE_PREDICTIONS",
     "PREDICTION_FIELDS",
     "ItemSource",
     "PredictRefused",
@@ -61,7 +65,8 @@ __all__ = [
 ]
 
 PREDICTION_FIELDS = ("probabilities", "label_mask", "top1", "confidence", "entropy", "margin", "mutual_information")
-"""What `PredictionBatch.rows()` gives per item and a Prediction stores as is."""
+"""What the classifier's `PredictionBatch.rows()` give per item (the uncertainty scalars and the class payload) and
+an imagette's Prediction stores as is."""
 _REWRITTEN = (*PREDICTION_FIELDS, "disagrees", "is_current", "job")
 """What a re-prediction by the same version overwrites (`reviewed` and `created_at` stay)."""
 PROGRESS_SECONDS = 0.5
@@ -83,12 +88,14 @@ def checkpoint_path(version: ModelVersion) -> Path:
 def predict_check(*, network: str) -> ModelVersion:
     """The version a prediction job of `network` would run, or PredictRefused saying why there is none.
 
-    Checks what can be checked without torch: the network predicts something, it has an active version, and that
-    version's checkpoint file exists. The job checks the file's contents too (see `predict_run`).
+    Checks what can be checked without torch: the network predicts something (its kind of item has a prediction
+    store), it has an active version, and that version's checkpoint file exists. The job checks the file's contents
+    too (see `predict_run`).
     """
-    if network not in ITEM_SOURCES:
-        known = ", ".join(sorted(ITEM_SOURCES))
-        raise PredictRefused(f"unknown network {network!r}; this platform predicts with: {known}")
+    try:
+        item_source(network)
+    except (KeyError, KindNotAvailable) as exc:
+        raise PredictRefused(str(exc).strip('"')) from None
     version = active_version(network)
     if version is None:
         raise PredictRefused(
@@ -125,13 +132,11 @@ def items_to_predict(*, version: ModelVersion, redo: bool = False) -> QuerySet[I
 
 
 def imagette_samples(items: QuerySet[Imagette]) -> list[SampleRef]:
-    """The imagettes as the classifier's dataset takes them (one query; no label: inference needs none)."""
-    from training.networks.base import SampleRef  # imports torch: workers only
-
+    """The imagettes as the classifier's dataset takes them (one query; no target: inference needs none)."""
     media = Path(settings.MEDIA_ROOT)
     rows = items.values_list("pk", "data", "is_db", "source_product")
-    return [SampleRef(item_id=pk, path=str(media / data), label_mask=0, split="test", is_db=is_db, group=group)
-            for pk, data, is_db, group in rows]  # fmt: skip
+    return [SampleRef(item_id=pk, split="test", path=str(media / data), kind="imagettes", group=group,
+                      meta={"is_db": is_db}) for pk, data, is_db, group in rows]
 
 
 def reference_masks(imagette_ids: Iterable[int]) -> dict[int, int | None]:
@@ -194,13 +199,14 @@ def predictions_make_current(version: ModelVersion) -> int:
 
 
 # --------------------------------------------------------------------------------------------------------
-# What the job needs of each network
+# What the job needs of each kind of item
 # --------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ItemSource:
-    """How the inference job meets one network's items: which are still to predict, how the network's dataset
-    takes them, and where their predictions go. The job is written once; the U-Net (scenes, SIC rasters) and the
-    LSTM (tracks, lead probabilities) each add one of these and their own store."""
+    """How the inference job meets one kind's items: which are still to predict, how a network's dataset takes
+    them, and where their predictions go. The job is written once; each kind registers one of these as its
+    "predictions" part (annotations.kinds): imagettes below, scenes (SIC rasters) and tracks (lead probabilities)
+    with their own store."""
 
     noun: str
     pending: Callable[..., QuerySet]
@@ -211,17 +217,22 @@ class ItemSource:
     make_current: Callable[[ModelVersion], int]
 
 
-ITEM_SOURCES: dict[str, ItemSource] = {
-    "classifier": ItemSource("imagettes", items_to_predict, imagette_samples, predictions_store,
-                             predictions_make_current),
-}
+IMAGETTE_PREDICTIONS = ItemSource("imagettes", items_to_predict, imagette_samples, predictions_store,
+                                  predictions_make_current)
+
+
+def item_source(network: str) -> ItemSource:
+    """The prediction store of the kind `network` learns (KeyError for an unknown network, KindNotAvailable for a
+    kind that has none)."""
+    return kinds.part(network_spec(network).item_kind, "predictions")
 
 
 # --------------------------------------------------------------------------------------------------------
 # The job
 # --------------------------------------------------------------------------------------------------------
 def predict_run(job: Job, reporter: JobReporter) -> dict[str, Any]:
-    """The `predict` job: params {"network": a name of ITEM_SOURCES, "mc_dropout": T (0: off), "all": bool}."""
+    """The `predict` job: params {"network": a network whose kind has a prediction store, "mc_dropout": T (0: off),
+    "all": bool}."""
     params = job.params or {}
     network_name = str(params.get("network") or IMAGETTE_NETWORK)
     mc_dropout = int(params.get("mc_dropout") or 0)
@@ -230,12 +241,12 @@ def predict_run(job: Job, reporter: JobReporter) -> dict[str, Any]:
         raise PredictRefused(f"mc_dropout must be between 0 and 100 passes, not {mc_dropout}")
     started = time.monotonic()
     version = predict_check(network=network_name)
-    source = ITEM_SOURCES[network_name]
+    source = item_source(network_name)
     label = f"{network_name} v{version.number}"
 
     from training.networks import NetworkError, get_network, pick_device, read_checkpoint  # torch: workers only
 
-    network = get_network(network_name)
+    network: Network = get_network(network_name)
     device = pick_device()
     try:
         state = read_checkpoint(checkpoint_path(version))

@@ -11,7 +11,8 @@ of merging it, leases or not (two experts asking in the same instant may still b
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -26,7 +27,8 @@ from training.models import ModelVersion
 from training.specs import IMAGETTE_NETWORK
 
 __all__ = [
-    "MEASURES", "STRATEGIES", "LabelConflict", "ReviewError", "predictions_mark_reviewed", "queue_version",
+    "IMAGETTE_REVIEW", "MEASURES", "STRATEGIES", "LabelConflict", "ReviewError", "ReviewUnit",
+    "predictions_mark_reviewed", "queue_version",
     "review_accept", "review_correct", "review_next",
 ]
 
@@ -238,3 +240,19 @@ def review_correct(
     item = _imagette(imagette_id)
     return label_decide(imagette=item, label_mask=label_mask, source=Imagette.LabelSource.EXPERT, author=reviewer,
                         note=note or "corrected in the review queue", expected_version=expected_version)
+
+
+@dataclass(frozen=True)
+class ReviewUnit:
+    """What an expert decides on for one kind of item, and how (the kind's "review_unit" part, annotations.kinds):
+    the item itself for imagettes; a region of a scene (scenes ordered by uncertainty) and a segment of a track
+    come with their kinds."""
+
+    noun: str
+    strategies: tuple[str, ...]
+    next: Callable[..., list]
+    accept: Callable[..., object]
+    correct: Callable[..., object]
+
+
+IMAGETTE_REVIEW = ReviewUnit("imagette", STRATEGIES, review_next, review_accept, review_correct)

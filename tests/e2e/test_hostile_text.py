@@ -60,7 +60,8 @@ def _hostile_rows(imagettes, users) -> dict:
     ConsensusRun.objects.create(method=SHORT, items=2, votes=4, alpha_per_class={})
     LabelDecision.objects.create(imagette=voted[0], label_mask=1, source="expert", author=exp, note=LONG[:300])
 
-    snapshot = Snapshot.objects.create(number=1, seed=0, fractions={"train": 0.75, "val": 0.2, "test": 0.05},
+    snapshot = Snapshot.objects.create(kind="imagettes", number=1, seed=0, fractions={"train": 0.75, "val": 0.2,
+                                       "test": 0.05},
                                        agreement_threshold=0.6, note=LONG[:300], size=3,
                                        counts={"per_split": {"train": 2, "val": 1, "test": 0}})
     version = ModelVersion.objects.create(

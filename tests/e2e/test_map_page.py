@@ -25,7 +25,8 @@ def predict_all(items) -> dict[int, tuple[int, float]]:
     from inference.models import Prediction
     from training.models import ModelVersion, Snapshot
 
-    snapshot = Snapshot.objects.create(number=1, seed=0, fractions={"train": 0.75, "val": 0.2, "test": 0.05},
+    snapshot = Snapshot.objects.create(kind="imagettes", number=1, seed=0, fractions={"train": 0.75, "val": 0.2,
+                                       "test": 0.05},
                                        agreement_threshold=0.5)
     version = ModelVersion.objects.create(network="classifier", number=3, snapshot=snapshot,
                                           checkpoint="models/classifier/v3.pt", is_active=True)

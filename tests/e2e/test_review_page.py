@@ -29,7 +29,8 @@ def predicted(platform_imagettes):
     from inference.models import Prediction
     from training.models import ModelVersion, Snapshot
 
-    snapshot = Snapshot.objects.create(number=1, seed=0, fractions={"train": 0.75, "val": 0.2, "test": 0.05},
+    snapshot = Snapshot.objects.create(kind="imagettes", number=1, seed=0, fractions={"train": 0.75, "val": 0.2,
+                                       "test": 0.05},
                                        agreement_threshold=0.6)
     version = ModelVersion.objects.create(network="classifier", number=1, snapshot=snapshot,
                                           checkpoint="checkpoints/v1.pt", is_active=True)

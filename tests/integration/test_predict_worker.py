@@ -47,8 +47,8 @@ def _train_and_register(imagettes) -> ModelVersion:
     hparams = net.resolve_hparams(TINY, "cpu")
     seed_everything(0)
     media = Path(settings.MEDIA_ROOT)
-    samples = [SampleRef(item_id=i.pk, path=str(media / i.data), label_mask=i.label_mask or 1, split="train",
-                         is_db=i.is_db) for i in imagettes]  # fmt: skip
+    samples = [SampleRef(item_id=i.pk, split="train", target=i.label_mask or 1, path=str(media / i.data),
+                         kind="imagettes", meta={"is_db": i.is_db}) for i in imagettes]  # fmt: skip
     model = net.build(hparams)
     optimizer = net.make_optimizer(model, hparams)
     loader = net.loader(net.dataset(samples, train=True, hparams=hparams), train=True, hparams=hparams)
@@ -57,7 +57,8 @@ def _train_and_register(imagettes) -> ModelVersion:
     relative = "models/classifier/v1.pt"
     (media / relative).parent.mkdir(parents=True, exist_ok=True)
     torch.save(net.checkpoint_state(model, optimizer, 1, hparams), media / relative)
-    snapshot = Snapshot.objects.create(number=1, seed=0, fractions={"train": 1.0}, agreement_threshold=0.6,
+    snapshot = Snapshot.objects.create(kind="imagettes", number=1, seed=0, fractions={"train": 1.0},
+                                       agreement_threshold=0.6,
                                        size=len(samples), note="made by the prediction test")
     version = ModelVersion.objects.create(network="classifier", number=1, snapshot=snapshot, checkpoint=relative,
                                           hparams={k: v for k, v in hparams.items() if k != "weights_path"})

@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.db import models
 
+from annotations.kinds import ItemKind
+
 
 class Export(models.Model):
     """A curated snapshot written out in one format: numbered, made by a job. Its files are a folder (`path`,
@@ -15,7 +17,7 @@ class Export(models.Model):
         STAC = "stac", "STAC Collection (label extension)"
 
     number = models.PositiveIntegerField(unique=True)
-    kind = models.CharField(max_length=20, default="imagettes")
+    kind = models.CharField(max_length=20, choices=ItemKind.choices, help_text="Its snapshot's kind.")
     snapshot = models.ForeignKey("training.Snapshot", on_delete=models.PROTECT, related_name="exports")
     format = models.CharField(max_length=12, choices=Format.choices)
     path = models.CharField(max_length=1000, help_text="The export's folder: under MEDIA_ROOT (relative) or absolute.")
@@ -33,6 +35,13 @@ class Export(models.Model):
 
     class Meta:
         ordering = ["-number"]
+        constraints = [models.CheckConstraint(condition=models.Q(kind__in=ItemKind.values), name="export_kind_known")]
 
     def __str__(self) -> str:
         return f"export #{self.number} ({self.format}, snapshot #{self.snapshot_id})"
+
+    def save(self, *args, **kwargs) -> None:
+        # It belongs to its snapshot's kind (the database checks it: training/migrations/0004_item_kinds).
+        if not self.kind and self.snapshot_id is not None:
+            self.kind = self.snapshot.kind
+        super().save(*args, **kwargs)

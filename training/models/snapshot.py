@@ -1,15 +1,15 @@
 from django.conf import settings
 from django.db import models
 
+from annotations.kinds import ItemKind
+
 
 class Snapshot(models.Model):
     """The curated set frozen at a moment: numbered, immutable (no service updates it), with its
     split stored. Every training run and export names the snapshot it used."""
 
-    KIND_IMAGETTES = "imagettes"
-
     number = models.PositiveIntegerField(unique=True)
-    kind = models.CharField(max_length=20, default=KIND_IMAGETTES)
+    kind = models.CharField(max_length=20, choices=ItemKind.choices)
     seed = models.IntegerField()
     fractions = models.JSONField(help_text="Split fractions, e.g. {'train': 0.75, 'val': 0.2, 'test': 0.05}.")
     agreement_threshold = models.FloatField(help_text="Consensus labels below it were left out.")
@@ -22,6 +22,12 @@ class Snapshot(models.Model):
 
     class Meta:
         ordering = ["-number"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(kind__in=ItemKind.values), name="snapshot_kind_known"),
+            # What a model version's and an export's (snapshot, kind) reference: each belongs to the kind of the
+            # snapshot it came from (training/migrations/0004_item_kinds adds those references).
+            models.UniqueConstraint(fields=["id", "kind"], name="snapshot_id_kind"),
+        ]
 
     def __str__(self) -> str:
         return f"snapshot #{self.number} ({self.size} {self.kind})"

@@ -1,13 +1,16 @@
 """The one interface every trainable network of the platform sits behind.
 
 Training jobs, inference jobs, the model registry and the review queue are written once against `Network`;
-each network (`classifier` for WV imagettes, later `sic` and `leads`) is one subclass registered in `NETWORKS`.
-Nothing here touches the Django ORM: a job turns a snapshot into `SampleRef`s and hands them over.
+each network (`classifier` for WV imagettes, later `sic` for scenes and `leads` for tracks) is one subclass
+registered in `NETWORKS`, declared by its `spec` (training.specs: the item kind it learns, its inputs, the metric
+that activates a version, its file options). Nothing here touches the Django ORM: a job turns a snapshot into
+`SampleRef`s (training.contract: a kind, an item, a target of any shape) and hands them over; the network
+answers with `PredictionBatch`es (uncertainty scalars per item plus its kind's payload).
 
 A training job, in full::
 
     net = get_network("classifier")
-    validate_samples(samples)                       # or net.validate_samples: refuses before any work
+    net.validate_samples(samples)                   # refuses before any work (kind, splits, targets)
     device = pick_device()
     hparams = net.resolve_hparams(overrides, device)  # defaults for the device + overrides, checked
     seed_everything(hparams["seed"])
@@ -32,14 +35,17 @@ import os
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+
+from training.contract import SPLITS, NetworkError, PredictionBatch, SampleRef, validate_samples
+from training.networks.checkpoints import CHECKPOINT_FORMAT, read_checkpoint, short_reason, state_mismatch
+from training.services.activation import Baseline
+from training.specs import NetworkSpec
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -57,88 +63,13 @@ __all__ = [
     "validate_samples",
 ]
 
-SPLITS: tuple[str, ...] = ("train", "val", "test")
-CHECKPOINT_FORMAT = 1
-"""Version of the dict `checkpoint_state` returns; bumped if its layout ever changes."""
-
 _NETWORK_ATTR = "_cryolabel_network"
 _ARCH_ATTR = "_cryolabel_arch"
 _AMP_ATTR = "_cryolabel_amp"
 
 
-class NetworkError(ValueError):
-    """A refusal with a reason a person can act on: a bad snapshot, weights file, checkpoint or hparams."""
-
-
-@dataclass
-class SampleRef:
-    """What a snapshot gives a network for one item.
-
-    `path` is the absolute path of the item's pixels (for WV imagettes a float16 .npy of NRCS in dB, or of raw
-    8/16-bit picture values when `is_db` is False); `label_mask` has bit i set for label index i (0: unlabelled,
-    which only inference accepts); `split` is "train", "val" or "test"; `group` is free (e.g. the source product,
-    to keep related items in one split).
-    """
-
-    item_id: int
-    path: str
-    label_mask: int
-    split: str
-    is_db: bool = True
-    group: str = ""
-
-
-@dataclass
-class PredictionBatch:
-    """What `predict_batch` returns for one batch; arrays are numpy, row i is item i of the batch.
-
-    probabilities: [B, C] float32 in [0, 1], per class (independent sigmoids for multi-label networks; the mean
-        over the passes with MC dropout).
-    label_masks: predicted label mask per item, never 0 (bit i = label index i).
-    top1: index of the most probable class per item.
-    confidence: [B] in [0, 1], how sure the network is of the whole predicted mask (see the network's docs).
-    entropy: [B] in [0, 1], predictive entropy, normalised so 1 is "no idea".
-    margin: [B] in [0, 1], probability of the best class minus that of the runner-up (small: ambiguous).
-    mutual_information: [B] >= 0 (BALD, epistemic uncertainty) when MC dropout was used, else None.
-    item_ids: the items' ids when the batch carried them (datasets of `SampleRef`s do), else None.
-    extra: network-specific outputs (e.g. maps for segmentation networks).
-    """
-
-    probabilities: np.ndarray
-    label_masks: list[int]
-    top1: list[int]
-    confidence: np.ndarray
-    entropy: np.ndarray
-    margin: np.ndarray
-    mutual_information: np.ndarray | None = None
-    item_ids: list[int] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.label_masks)
-
-    def rows(self) -> list[dict[str, Any]]:
-        """One JSON-friendly dict per item (what an inference job stores as a Prediction)."""
-        out = []
-        for i in range(len(self)):
-            row = {
-                "item_id": None if self.item_ids is None else int(self.item_ids[i]),
-                "probabilities": [round(float(p), 6) for p in self.probabilities[i]],
-                "label_mask": int(self.label_masks[i]),
-                "top1": int(self.top1[i]),
-                "confidence": float(self.confidence[i]),
-                "entropy": float(self.entropy[i]),
-                "margin": float(self.margin[i]),
-                "mutual_information": None
-                if self.mutual_information is None
-                else float(self.mutual_information[i]),
-            }
-            out.append(row)
-        return out
-
-
 # --------------------------------------------------------------------------------------------------------
-# Helpers: devices, seeds, samples, checkpoints
+# Helpers: devices and seeds
 # --------------------------------------------------------------------------------------------------------
 def pick_device(preferred: str | torch.device | None = None) -> torch.device:
     """CUDA when there is one, else the CPU. `preferred` ("cpu", "cuda", "cuda:1", "auto"/None) forces a choice;
@@ -162,92 +93,6 @@ def seed_everything(seed: int) -> torch.Generator:
     return generator
 
 
-def _bits(mask: int) -> list[int]:
-    return [i for i in range(int(mask).bit_length()) if mask >> i & 1]
-
-
-def validate_samples(samples: Sequence[SampleRef], *, n_classes: int | None = None) -> None:
-    """Refuse a snapshot no network can be trained on, before any work, with the reason.
-
-    Refused: no samples at all; an unknown split; no train or no val samples; train/val samples without a label;
-    labels beyond `n_classes` (when given); fewer than two classes among the train labels.
-    """
-    if not samples:
-        raise NetworkError("the snapshot is empty: there is nothing to train on")
-    counts = {split: 0 for split in SPLITS}
-    unlabelled = 0
-    train_classes: set[int] = set()
-    for s in samples:
-        if s.split not in counts:
-            raise NetworkError(f"item {s.item_id} has split {s.split!r}; expected one of {', '.join(SPLITS)}")
-        counts[s.split] += 1
-        mask = int(s.label_mask)
-        if mask < 0:
-            raise NetworkError(f"item {s.item_id} has a negative label mask ({mask})")
-        if s.split in ("train", "val") and mask == 0:
-            unlabelled += 1
-        if n_classes is not None and mask >> n_classes:
-            raise NetworkError(
-                f"item {s.item_id} has label mask {mask:#x}, with a label beyond the {n_classes} classes "
-                "of this network"
-            )
-        if s.split == "train":
-            train_classes.update(_bits(mask))
-    if counts["train"] == 0:
-        raise NetworkError(f"the snapshot has no train samples ({counts['val']} val, {counts['test']} test)")
-    if counts["val"] == 0:
-        raise NetworkError(
-            f"the snapshot has no val samples ({counts['train']} train): validation needs at least one"
-        )
-    if unlabelled:
-        raise NetworkError(f"{unlabelled} train/val samples have no label (label mask 0)")
-    if len(train_classes) < 2:
-        only = f"only class {next(iter(train_classes))}" if train_classes else "no class"
-        raise NetworkError(f"the train samples hold {only}: a network needs at least two classes to learn from")
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a checkpoint written with `torch.save(net.checkpoint_state(...), path)`, tensors on the CPU.
-
-    Only plain data is unpickled (weights_only=True). Raises NetworkError when the file is missing, unreadable or
-    not a checkpoint of this platform.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise NetworkError(f"checkpoint {p} does not exist")
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file; all mean the same here
-        raise NetworkError(f"checkpoint {p} cannot be read: {type(exc).__name__}: {_short(exc)}") from None
-    if not isinstance(state, dict) or "network" not in state or "model" not in state:
-        raise NetworkError(f"{p} is not a Cryolabel checkpoint (no 'network' / 'model' entries)")
-    return state
-
-
-def _short(exc: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _state_mismatch(expected: Mapping[str, torch.Tensor], given: Mapping[str, Any]) -> str | None:
-    """Why `given` does not fit `expected` (missing/unexpected keys, wrong shapes), or None when it fits."""
-    missing = [k for k in expected if k not in given]
-    unexpected = [k for k in given if k not in expected]
-    wrong = [
-        f"{k} {tuple(given[k].shape)} instead of {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in given and (not isinstance(given[k], torch.Tensor) or given[k].shape != v.shape)
-    ]
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} tensors missing (e.g. {', '.join(missing[:3])})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected tensors (e.g. {', '.join(unexpected[:3])})")
-    if wrong:
-        parts.append(f"{len(wrong)} of another shape (e.g. {'; '.join(wrong[:3])})")
-    return "; ".join(parts) or None
-
-
 # --------------------------------------------------------------------------------------------------------
 # The interface
 # --------------------------------------------------------------------------------------------------------
@@ -258,9 +103,18 @@ class Network(ABC):
     are shared. Hyperparameters are a flat JSON-friendly dict (they are stored with every checkpoint).
     """
 
-    name: str = ""
+    spec: NetworkSpec
+    """Its declaration: name, item kind, inputs, primary metric, file options (training.specs)."""
     classes: tuple[str, ...] = ()
-    """Label index -> class slug."""
+    """Label index -> class slug, for networks that classify (empty for regressions)."""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def item_kind(self) -> str:
+        return self.spec.item_kind
 
     # --- hyperparameters -------------------------------------------------------------------------------
     @abstractmethod
@@ -274,6 +128,9 @@ class Network(ABC):
         for `arch="resnet18"` on a GPU also brings that architecture's image size unless it is given too.
         """
         hparams = self.default_hparams(device)
+        for option, setting in self.spec.file_options.items():  # an operator's local file, e.g. pretrained weights
+            if hparams.get(option) is None and os.environ.get(setting):
+                hparams[option] = os.environ[setting]
         overrides = dict(overrides or {})
         unknown = sorted(set(overrides) - set(hparams))
         if unknown:
@@ -329,8 +186,24 @@ class Network(ABC):
 
     # --- data ----------------------------------------------------------------------------------------
     def validate_samples(self, samples: Sequence[SampleRef]) -> None:
-        """The module-level `validate_samples`, with this network's number of classes."""
-        validate_samples(samples, n_classes=len(self.classes) or None)
+        """Refuse samples this network cannot train on, before any work: the generic checks (kind, splits, targets,
+        see contract.validate_samples), then the network's own (`check_targets`)."""
+        validate_samples(samples, kind=self.item_kind, labelled=self.is_labelled)
+        self.check_targets(samples)
+
+    def is_labelled(self, target: Any) -> bool:
+        """Whether `target` is a label to learn from (None is not)."""
+        return target is not None
+
+    def check_targets(self, samples: Sequence[SampleRef]) -> None:
+        """The network's own refusals of a snapshot (e.g. a classifier needs two classes); none by default."""
+        return None
+
+    def baseline(self, val_samples: Sequence[SampleRef]) -> Baseline | None:
+        """What a model that learned nothing scores on the primary metric over these validation samples (chance or
+        the majority class for classes, R² 0 for a regression), or None when there is none to state. A version
+        is activated on its own only when it beats this (training.services.activation)."""
+        return None
 
     @abstractmethod
     def dataset(self, samples: Sequence[SampleRef], *, train: bool, hparams: Mapping[str, Any]) -> Dataset:
@@ -473,9 +346,11 @@ class Network(ABC):
         """Everything needed to resume training or run the model, as plain data (save it with torch.save).
 
         Holds the network name and architecture tag, which `load_checkpoint` checks, the hparams (without the
-        fine-tuning weights path: the weights are in the checkpoint), the classes, and CPU copies of the tensors.
+        network's file options such as fine-tuning weights: the weights are in the checkpoint), the classes, and
+        CPU copies of the tensors.
         """
-        params = {k: v for k, v in hparams.items() if k != "weights_path"}
+        files = self.spec.file_options
+        params = {k: v for k, v in hparams.items() if k not in files}
         return {
             "format": CHECKPOINT_FORMAT,
             "network": self.name,
@@ -483,7 +358,8 @@ class Network(ABC):
             "classes": list(self.classes),
             "epoch": int(epoch),
             "hparams": params,
-            "fine_tuned_from": hparams.get("weights_path") or None,
+            # The local files it started from (e.g. pretrained weights): their tensors are in "model" now.
+            "fine_tuned_from": next((hparams[k] for k in files if hparams.get(k)), None),
             "model": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
             "optimizer": None if optimizer is None else optimizer.state_dict(),
             "scheduler": None if scheduler is None else scheduler.state_dict(),
@@ -514,7 +390,7 @@ class Network(ABC):
         if state.get("classes") and self.classes and tuple(state["classes"]) != tuple(self.classes):
             raise NetworkError("this checkpoint was trained on other classes than this network's")
         expected = model.state_dict()
-        why = _state_mismatch(expected, state["model"])
+        why = state_mismatch(expected, state["model"])
         if why:
             raise NetworkError(f"the checkpoint's tensors do not fit the model: {why}")
         model.load_state_dict(state["model"], strict=True)
@@ -522,7 +398,7 @@ class Network(ABC):
             try:
                 optimizer.load_state_dict(state["optimizer"])
             except (ValueError, KeyError) as exc:
-                raise NetworkError(f"the checkpoint's optimizer state does not fit: {_short(exc)}") from None
+                raise NetworkError(f"the checkpoint's optimizer state does not fit: {short_reason(exc)}") from None
         if scheduler is not None and state.get("scheduler") is not None:
             scheduler.load_state_dict(state["scheduler"])
         return int(state.get("epoch", 0))
@@ -535,7 +411,7 @@ class Network(ABC):
         if state.get("network") != self.name:
             raise NetworkError(f"this checkpoint is of network {state.get('network')!r}, not {self.name!r}")
         hparams = dict(state.get("hparams") or {})
-        hparams["weights_path"] = None
+        hparams.update({k: None for k in self.spec.file_options})  # the weights are the checkpoint's
         model = self.build(hparams)
         self.load_checkpoint(model, state)
         model.eval()

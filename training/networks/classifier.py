@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,27 +37,35 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 import torchvision
 from torch import nn
-from torch.utils.data import Dataset, get_worker_info
-from torchmetrics.functional.classification import (
-    multiclass_confusion_matrix,
-    multilabel_exact_match,
-    multilabel_stat_scores,
-)
 
 from annotations.wv_classes import SLUGS
 from eoplatform.threads import job_threads_plan
-from training.augment import AugmentConfig, augment_batch
-from training.networks.base import (
-    Network,
-    NetworkError,
-    PredictionBatch,
-    SampleRef,
-    _state_mismatch,
-    register,
+from training.augment import AugmentConfig
+from training.contract import NetworkError, SampleRef
+from training.networks.base import Network, register
+from training.networks.checkpoints import state_mismatch
+from training.networks.classifier_data import (
+    DB_PER_UNIT,
+    ImagetteDataset,
+    load_imagette,
+    normalise_imagette,
+    picture_like,
+    primary_class,
 )
+from training.networks.classifier_metrics import (
+    ClassPredictions,
+    binary_entropy_bits,
+    masks_to_ints,
+    multilabel_metrics,
+    predicted_masks,
+)
+from training.networks.classifier_weights import FIRST_CONV, guess_arch, head_key, read_state_dict
+from training.services.activation import ClassBaseline, val_baseline
+from training.specs import CLASSIFIER_SPEC
 
 __all__ = [
     "ARCHS",
+    "DB_PER_UNIT",
     "ClassifierNetwork",
     "ImagetteDataset",
     "bf16_is_fast",
@@ -71,16 +78,9 @@ __all__ = [
 
 N_CLASSES = len(SLUGS)
 ARCHS = ("inception_v3", "resnet18")
-DB_RANGE = (-40.0, 10.0)
-"""dB values are clipped to this range, then mapped linearly onto [-1, 1] (-15 dB -> 0, 25 dB per unit)."""
-DB_CENTER = (DB_RANGE[0] + DB_RANGE[1]) / 2
-DB_PER_UNIT = (DB_RANGE[1] - DB_RANGE[0]) / 2
 MIN_IMAGE_SIZE = {"inception_v3": 75, "resnet18": 32}
 INCEPTION_AUX_MIN_SIZE = 299
-THRESHOLD = 0.5
 
-_FIRST_CONV = {"inception_v3": "Conv2d_1a_3x3.conv.weight", "resnet18": "conv1.weight"}
-_HEAD_PREFIXES = ("fc.", "AuxLogits.fc.")
 
 # Per-architecture recipe: what changes with the architecture. The rest of the defaults are shared.
 _RECIPES: dict[str, dict[str, Any]] = {
@@ -111,241 +111,6 @@ def bf16_is_fast(device: torch.device | str) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------------
-# Pixels
-# --------------------------------------------------------------------------------------------------------
-def primary_class(mask: int) -> int:
-    """The lowest set bit of `mask` (its class of smallest index), or -1 for an unlabelled item."""
-    mask = int(mask)
-    return (mask & -mask).bit_length() - 1 if mask > 0 else -1
-
-
-def normalise_imagette(array: np.ndarray, is_db: bool) -> np.ndarray:
-    """float32 copy of one imagette mapped to about [-1, 1].
-
-    NaN/inf pixels take the image's median first. dB: clipped to DB_RANGE (-40..+10 dB), then -15 dB -> 0 and
-    25 dB per unit, so absolute brightness (a class cue: low-wind areas are dark) is kept. Pictures (is_db False,
-    raw 8-bit, or 16-bit when a value exceeds 255): 0..max -> -1..1.
-    """
-    a = np.array(array, dtype=np.float32)
-    finite = np.isfinite(a)
-    if not finite.all():
-        fill = float(np.median(a[finite])) if finite.any() else (DB_CENTER if is_db else 0.0)
-        a[~finite] = fill
-    if is_db:
-        np.clip(a, DB_RANGE[0], DB_RANGE[1], out=a)
-        a -= np.float32(DB_CENTER)
-        a /= np.float32(DB_PER_UNIT)
-        return a
-    full = 65535.0 if a.size and float(a.max()) > 255.0 else 255.0
-    np.clip(a, 0.0, full, out=a)
-    return a * np.float32(2.0 / full) - np.float32(1.0)
-
-
-def picture_like(db: np.ndarray, low_pct: float = 2.0, high_pct: float = 98.0) -> np.ndarray:
-    """A dB imagette as an 8-bit picture of it would hold it: its 2-98 % range stretched to 0..255 and truncated
-    to integers (float32 values). Pictures (PNG previews, TenGeoP-style PNGs) lose the absolute level and the dB
-    scale; training on some dB imagettes shown this way teaches the network that domain too."""
-    a = np.asarray(db, dtype=np.float32)
-    step = max(1, int(math.sqrt(a.size / 65_536)))
-    sample = a[::step, ::step]
-    sample = sample[np.isfinite(sample)]
-    if sample.size == 0:
-        return np.zeros(a.shape, dtype=np.float32)
-    lo, hi = (float(v) for v in np.percentile(sample, [low_pct, high_pct]))
-    scale = 255.0 / (hi - lo) if hi > lo else 0.0
-    out = np.nan_to_num((a - np.float32(lo)) * np.float32(scale), nan=0.0, posinf=255.0, neginf=0.0)
-    return np.floor(np.clip(out, 0, 255, out=out))
-
-
-def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    """[C, H, W] -> [C, size, size], bilinear with antialiasing (non-square imagettes are stretched)."""
-    if x.shape[-2:] == (size, size):
-        return x
-    return F.interpolate(x[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
-
-
-def _read_npy(path: str, item_id: Any = None) -> np.ndarray:
-    what = f"item {item_id} ({path})" if item_id is not None else path
-    try:
-        array = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise NetworkError(f"the pixels of {what} are missing") from None
-    except (OSError, ValueError) as exc:
-        raise NetworkError(f"the pixels of {what} cannot be read: {exc}") from None
-    if array.ndim == 3 and 1 in (array.shape[0], array.shape[-1]):
-        array = array.reshape(array.shape[:2] if array.shape[-1] == 1 else array.shape[1:])
-    if array.ndim != 2 or min(array.shape) < 2:
-        raise NetworkError(f"the pixels of {what} are not a 2-D image (shape {array.shape})")
-    return array
-
-
-def load_imagette(path: str | os.PathLike, is_db: bool = True, image_size: int | None = None) -> torch.Tensor:
-    """One imagette file (.npy) as the network's input: float32 [1, H, W], normalised, resized when asked."""
-    x = torch.from_numpy(normalise_imagette(_read_npy(str(path)), is_db))[None]
-    return _resize(x, image_size) if image_size else x
-
-
-class ImagetteDataset(Dataset):
-    """`(input [1, S, S] float32, target [10] float32 multi-hot, item_id)` per SampleRef.
-
-    Decoded, normalised, resized pixels are kept in memory (float16) when they fit in `cache_mb`, so epochs after
-    the first read no file. With `augment` (training), `collate` (which `Network.loader` uses) flips, rotates and
-    speckles each batch as it is assembled (see training.augment), and with `picture_p` > 0 each dB imagette is
-    shown, with that probability, as an 8-bit picture of itself would be (see `picture_like`).
-    """
-
-    def __init__(
-        self,
-        samples: Sequence[SampleRef],
-        *,
-        image_size: int,
-        augment: AugmentConfig | None = None,
-        picture_p: float = 0.0,
-        seed: int = 0,
-        cache_mb: float = 1024,
-    ) -> None:
-        self.samples = list(samples)
-        self.image_size = int(image_size)
-        self.augment = augment if augment is not None and augment.active else None
-        self.picture_p = float(picture_p)
-        self.targets = torch.zeros(len(self.samples), N_CLASSES)
-        for row, sample in enumerate(self.samples):
-            mask = int(sample.label_mask)
-            if mask < 0 or mask >> N_CLASSES:
-                raise NetworkError(f"item {sample.item_id} has label mask {mask:#x}, outside the {N_CLASSES} classes")
-            for bit in range(N_CLASSES):
-                if mask >> bit & 1:
-                    self.targets[row, bit] = 1.0
-        copies = 2 if self.picture_p > 0 else 1
-        fits = len(self.samples) * self.image_size**2 * 2 * copies <= float(cache_mb) * 2**20
-        self._cache: dict[int, tuple[torch.Tensor, torch.Tensor | None]] | None = {} if fits else None
-        self._seed = int(seed)
-        self._generator: torch.Generator | None = None
-        self._generator_owner: int | None = None
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The input, and its picture-like twin when picture augmentation is on (dB items only), both float16 (what
-        the cache holds, so a cached and a freshly read item are the same)."""
-        sample = self.samples[index]
-        array = _read_npy(sample.path, sample.item_id)
-        x = _resize(torch.from_numpy(normalise_imagette(array, sample.is_db))[None], self.image_size).half()
-        twin = None
-        if self.picture_p > 0 and sample.is_db:
-            pic = normalise_imagette(picture_like(array), False)
-            twin = _resize(torch.from_numpy(pic)[None], self.image_size).half()
-        return x, twin
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        cache = self._cache
-        if cache is not None and index in cache:
-            x, twin = cache[index]
-        else:
-            x, twin = self._load(index)
-            if cache is not None:
-                cache[index] = (x, twin)
-        if twin is not None and float(torch.rand((), generator=self._rng())) < self.picture_p:
-            x = twin
-        return x.float(), self.targets[index], int(self.samples[index].item_id)
-
-    def preload(self) -> None:
-        """Fill the memory cache now (when it is on): loader worker processes forked afterwards share it instead
-        of each decoding and caching every imagette again."""
-        if self._cache is not None:
-            for index in range(len(self.samples)):
-                if index not in self._cache:
-                    self._cache[index] = self._load(index)
-
-    def _rng(self) -> torch.Generator:
-        """A generator per process: seeded from hparams in the main process, from the loader's per-worker seed
-        (torch.initial_seed(), which DataLoader sets from its own seeded generator) in worker processes."""
-        pid = os.getpid()
-        if self._generator is None or self._generator_owner != pid:
-            seed = torch.initial_seed() if get_worker_info() is not None else self._seed
-            self._generator = torch.Generator()
-            self._generator.manual_seed(int(seed) % 2**63)
-            self._generator_owner = pid
-        return self._generator
-
-    def collate(
-        self, items: list[tuple[torch.Tensor, torch.Tensor, int]]
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Stack a batch: (inputs [B, 1, S, S], targets [B, 10], item ids [B]), augmented when training."""
-        x = torch.stack([item[0] for item in items])
-        y = torch.stack([item[1] for item in items])
-        ids = torch.tensor([item[2] for item in items], dtype=torch.int64)
-        if self.augment is not None:
-            x = augment_batch(x, self.augment, self._rng())
-        return x, y, ids
-
-
-# --------------------------------------------------------------------------------------------------------
-# Metrics and uncertainty
-# --------------------------------------------------------------------------------------------------------
-def _predicted_masks(probs: torch.Tensor, threshold: float = THRESHOLD) -> torch.Tensor:
-    """Multi-hot predictions: classes >= threshold, or the most probable one when none is (never empty)."""
-    hot = probs >= threshold
-    top = probs.argmax(dim=1)
-    empty = ~hot.any(dim=1)
-    hot[empty, top[empty]] = True
-    return hot
-
-
-def _binary_entropy_bits(p: torch.Tensor) -> torch.Tensor:
-    p = p.clamp(1e-7, 1 - 1e-7)
-    return -(p * torch.log2(p) + (1 - p) * torch.log2(1 - p))
-
-
-def _masks_to_ints(hot: torch.Tensor) -> list[int]:
-    weights = 2 ** torch.arange(hot.shape[1], dtype=torch.int64)
-    return [int(v) for v in (hot.to(torch.int64).cpu() * weights).sum(dim=1)]
-
-
-def multilabel_metrics(probabilities: torch.Tensor, targets: torch.Tensor, threshold: float = THRESHOLD) -> dict:
-    """Metrics of predicted probabilities [N, C] against multi-hot targets [N, C].
-
-    top1: share of labelled items whose most probable class is their primary class (lowest set bit).
-    per_class_f1 (by slug): F1 of the predicted masks (see _predicted_masks), None for a class neither present
-    nor predicted; macro_f1: mean of the defined ones. confusion_matrix[i][j]: items of primary class i whose most
-    probable class is j.
-    """
-    probs = probabilities.float().cpu()
-    targets = targets.float().cpu()
-    n, c = probs.shape
-    pred = _predicted_masks(probs, threshold)
-    truth = targets > 0.5
-    # The counting is torchmetrics' (per class: tp, fp, tn, fn, support); a class neither present nor predicted
-    # has no F1 here (None), where torchmetrics would say 0.
-    if n:
-        stats = multilabel_stat_scores(pred.long(), truth.long(), num_labels=c, average=None)
-        tp, fp, fn = stats[:, 0], stats[:, 1], stats[:, 3]
-    else:
-        tp = fp = fn = torch.zeros(c, dtype=torch.int64)
-    f1: dict[str, float | None] = {}
-    for k in range(c):
-        denominator = int(2 * tp[k] + fp[k] + fn[k])
-        f1[SLUGS[k] if c == N_CLASSES else str(k)] = None if denominator == 0 else 2 * int(tp[k]) / denominator
-    defined = [v for v in f1.values() if v is not None]
-    labelled = truth.any(dim=1)
-    primary = truth.to(torch.int8).argmax(dim=1)  # first True = lowest set bit
-    top = probs.argmax(dim=1)
-    confusion = (multiclass_confusion_matrix(top[labelled], primary[labelled], num_classes=c) if labelled.any()
-                 else torch.zeros(c, c, dtype=torch.int64))
-    n_labelled = int(labelled.sum())
-    return {
-        "top1": float((top[labelled] == primary[labelled]).float().mean()) if n_labelled else None,
-        "per_class_f1": f1,
-        "macro_f1": sum(defined) / len(defined) if defined else None,
-        "exact_match": float(multilabel_exact_match(pred.long(), truth.long(), num_labels=c)) if n else None,
-        "confusion_matrix": confusion.tolist(),
-        "n_items": n,
-        "n_labelled": n_labelled,
-    }
-
-
-# --------------------------------------------------------------------------------------------------------
 # The network
 # --------------------------------------------------------------------------------------------------------
 def _batch_parts(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None, list[int] | None]:
@@ -360,20 +125,6 @@ def _batch_parts(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None, list[in
     return x, y, ids
 
 
-def _head_key(key: str) -> bool:
-    return key.startswith(_HEAD_PREFIXES)
-
-
-def _guess_arch(state: Mapping[str, Any]) -> str | None:
-    if "Mixed_5b.branch1x1.conv.weight" in state:
-        return "inception_v3"
-    if "layer1.0.conv1.weight" in state:
-        if "layer1.2.conv1.weight" in state:
-            return "a deeper ResNet"
-        return "resnet18" if "layer4.1.conv2.weight" in state else "a ResNet"
-    return None
-
-
 def _prior_bias(linear: nn.Linear) -> None:
     """Small weights and the bias of a 1-in-N prior: the sigmoids start near the label frequency, not 0.5."""
     nn.init.normal_(linear.weight, std=0.01)
@@ -383,7 +134,7 @@ def _prior_bias(linear: nn.Linear) -> None:
 class ClassifierNetwork(Network):
     """The WV imagette classifier (see the module docstring)."""
 
-    name = "classifier"
+    spec = CLASSIFIER_SPEC
     classes = SLUGS
 
     # --- hyperparameters -------------------------------------------------------------------------------
@@ -482,7 +233,7 @@ class ClassifierNetwork(Network):
             backbone = self._backbone_from_file(weights_path, hparams)
             model = self._make(hparams, init=False)
             missing, unexpected = model.load_state_dict(backbone, strict=False)
-            if unexpected or any(not _head_key(k) for k in missing):  # cannot happen after the check; be loud
+            if unexpected or any(not head_key(k) for k in missing):  # cannot happen after the check; be loud
                 raise NetworkError(f"weights file {weights_path} did not load: {missing[:3]} {unexpected[:3]}")
         else:
             model = self._make(hparams)
@@ -500,24 +251,24 @@ class ClassifierNetwork(Network):
         """The backbone tensors of the weights file, checked against the architecture of `hparams`, ready to load
         (first convolution summed over RGB, BN counters added when the file predates them)."""
         arch = hparams["arch"]
-        state = _read_state_dict(path)
+        state = read_state_dict(path)
         with torch.device("meta"):
-            expected = {k: v for k, v in self._make(hparams, init=False).state_dict().items() if not _head_key(k)}
+            expected = {k: v for k, v in self._make(hparams, init=False).state_dict().items() if not head_key(k)}
         has_aux = self._has_aux(hparams)
         given = {
             k: v for k, v in state.items()
-            if not _head_key(k) and (has_aux or not k.startswith("AuxLogits."))
+            if not head_key(k) and (has_aux or not k.startswith("AuxLogits."))
         }  # fmt: skip
-        first = _FIRST_CONV[arch]
+        first = FIRST_CONV[arch]
         kernel = given.get(first)
         if isinstance(kernel, torch.Tensor) and kernel.ndim == 4 and kernel.shape[1] == 3:
             given[first] = kernel.float().sum(dim=1, keepdim=True)  # == replicating the band to RGB
         for key, value in expected.items():
             if key.endswith("num_batches_tracked") and key not in given:
                 given[key] = torch.zeros((), dtype=value.dtype)
-        why = _state_mismatch(expected, given)
+        why = state_mismatch(expected, given)
         if why:
-            looks = _guess_arch(state)
+            looks = guess_arch(state)
             hint = f" (it holds {looks} weights)" if looks and looks != arch else ""
             raise NetworkError(f"weights file {path} does not fit {arch}{hint}: {why}")
         if not all(torch.is_floating_point(v) for k, v in given.items() if not k.endswith("num_batches_tracked")):
@@ -525,6 +276,29 @@ class ClassifierNetwork(Network):
         return {k: v.detach().to("cpu") for k, v in given.items()}
 
     # --- data ----------------------------------------------------------------------------------------
+    def is_labelled(self, target: Any) -> bool:
+        """A label mask with at least one class (0: unlabelled)."""
+        return bool(target)
+
+    def check_targets(self, samples: Sequence[SampleRef]) -> None:
+        """Label masks within the 10 classes, and at least two classes among the train samples to learn from."""
+        train_classes: set[int] = set()
+        for s in samples:
+            mask = int(s.target or 0)
+            if mask < 0:
+                raise NetworkError(f"item {s.item_id} has a negative label mask ({mask})")
+            if mask >> N_CLASSES:
+                raise NetworkError(f"item {s.item_id} has label mask {mask:#x}, with a label beyond the {N_CLASSES} "
+                                   "classes of this network")
+            if s.split == "train":
+                train_classes.update(i for i in range(N_CLASSES) if mask >> i & 1)
+        if len(train_classes) < 2:
+            only = f"only class {next(iter(train_classes))}" if train_classes else "no class"
+            raise NetworkError(f"the train samples hold {only}: a network needs at least two classes to learn from")
+
+    def baseline(self, val_samples: Sequence[SampleRef]) -> ClassBaseline:
+        return val_baseline(label_masks=[int(s.target or 0) for s in val_samples], classes=self.classes)
+
     def dataset(self, samples: Sequence[SampleRef], *, train: bool, hparams: Mapping[str, Any]) -> ImagetteDataset:
         augment = AugmentConfig.from_hparams(hparams, db_per_unit=DB_PER_UNIT) if train else None
         return ImagetteDataset(
@@ -581,7 +355,7 @@ class ClassifierNetwork(Network):
 
     def predict_batch(
         self, model: nn.Module, batch: Any, device: torch.device, *, mc_dropout: int = 0
-    ) -> PredictionBatch:
+    ) -> ClassPredictions:
         """Probabilities per class, predicted masks, and how uncertain each prediction is.
 
         confidence: probability of the predicted mask being exactly right, the classes taken as independent
@@ -607,22 +381,21 @@ class ClassifierNetwork(Network):
                     for m in dropouts:
                         m.eval()
                 probs = passes.mean(dim=0)
-                expected_entropy = _binary_entropy_bits(passes).mean(dim=0)
-                mutual = (_binary_entropy_bits(probs) - expected_entropy).clamp_min(0).mean(dim=1)
+                expected_entropy = binary_entropy_bits(passes).mean(dim=0)
+                mutual = (binary_entropy_bits(probs) - expected_entropy).clamp_min(0).mean(dim=1)
             else:
                 probs = torch.sigmoid(model(x).float())
                 if mc_dropout > 0:
                     mutual = torch.zeros(probs.shape[0], device=probs.device)
         probs = probs.float().cpu()
-        hot = _predicted_masks(probs)
+        hot = predicted_masks(probs)
         log_conf = torch.where(hot, probs, 1 - probs).clamp_min(1e-12).log().sum(dim=1)
         top2 = probs.topk(2, dim=1).values
-        return PredictionBatch(
-            probabilities=probs.numpy().astype(np.float32),
-            label_masks=_masks_to_ints(hot),
-            top1=[int(v) for v in probs.argmax(dim=1)],
+        return ClassPredictions(
+            payload={"probabilities": probs.numpy().astype(np.float32), "label_mask": masks_to_ints(hot),
+                     "top1": [int(v) for v in probs.argmax(dim=1)]},
             confidence=log_conf.exp().numpy().astype(np.float32),
-            entropy=_binary_entropy_bits(probs).mean(dim=1).clamp(0, 1).numpy().astype(np.float32),
+            entropy=binary_entropy_bits(probs).mean(dim=1).clamp(0, 1).numpy().astype(np.float32),
             margin=(top2[:, 0] - top2[:, 1]).clamp(0, 1).numpy().astype(np.float32),
             mutual_information=None if mutual is None else mutual.float().cpu().numpy().astype(np.float32),
             item_ids=ids,
@@ -633,32 +406,6 @@ class ClassifierNetwork(Network):
         # bfloat16 only where it is fast on the device it now runs on (a GPU-trained model may run on a CPU).
         model._cryolabel_amp = bool(hparams.get("amp")) and bf16_is_fast(device or "cpu")
         return model, hparams
-
-
-def _read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The tensors of a weights file: a state dict, or a dict holding one under "state_dict" / "model"."""
-    p = Path(path)
-    if not p.exists():
-        raise NetworkError(f"weights file {p} does not exist")
-    if not p.is_file():
-        raise NetworkError(f"weights file {p} is not a file")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - pickle, zip and torch errors all mean "not a weights file"
-        text = " ".join(str(exc).split())[:160]
-        why = f"{type(exc).__name__}: {text}"
-        raise NetworkError(f"weights file {p} is not a readable PyTorch state dict ({why})") from None
-    if isinstance(obj, Mapping):
-        for key in ("state_dict", "model"):
-            if isinstance(obj.get(key), Mapping):
-                obj = obj[key]
-                break
-    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise NetworkError(f"weights file {p} does not hold a state dict (a mapping of parameter names to tensors)")
-    prefix = "module."
-    if all(str(k).startswith(prefix) for k in obj):
-        obj = {str(k)[len(prefix):]: v for k, v in obj.items()}
-    return {str(k): v for k, v in obj.items()}
 
 
 CLASSIFIER = register(ClassifierNetwork())

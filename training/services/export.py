@@ -30,9 +30,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from annotations.kinds import AVAILABLE, ItemKind
+from annotations import kinds
+from annotations.kinds import AVAILABLE, ItemKind, KindNotAvailable
 from training.exports.common import ExportError, Progress
-from training.exports.formats import WRITERS
 from training.models import Export, Snapshot, SnapshotItem
 from training.services.export_retention import (
     ExportExists,
@@ -69,25 +69,24 @@ def export_destination_check(out: str | Path) -> Path:
     return out
 
 
-def export_snapshot(*, snapshot_id: int | None = None, created_by=None) -> tuple[Snapshot, bool]:
-    """The snapshot asked for; else the latest one when the curated set has not changed since it was made;
-    else a new one of the current curated set. Refused when it is empty. Returns it and whether it was made
+def export_snapshot(*, snapshot_id: int | None = None, created_by=None,
+                    kind: str = ItemKind.IMAGETTES) -> tuple[Snapshot, bool]:
+    """The snapshot asked for (of `kind`); else the latest one when the curated set has not changed since it was
+    made; else a new one of the current curated set. Refused when it is empty. Returns it and whether it was made
     for this export."""
     if snapshot_id is not None:
         try:
             snapshot = Snapshot.objects.get(pk=snapshot_id)
         except Snapshot.DoesNotExist:
             raise ExportError(f"there is no snapshot {snapshot_id}") from None
+        if snapshot.kind != kind:
+            raise ExportError(f"snapshot #{snapshot.number} holds {snapshot.kind}, not {kind}")
     elif (unchanged := snapshot_latest_if_unchanged()) is not None:
         return unchanged, False
     else:
-        # Imported here: the snapshot service pulls in the crowd-consensus stack, which an export of a
-        # named snapshot never needs.
-        from training.services.snapshots import SnapshotError, snapshot_create
-
         try:
-            snapshot = snapshot_create(created_by=created_by, note="made for an export")
-        except SnapshotError as exc:
+            snapshot = kinds.part(kind, "snapshot_create")(created_by=created_by, note="made for an export")
+        except ValueError as exc:  # SnapshotError: nothing settled yet
             raise ExportError(f"nothing to export: {exc}") from None
         return snapshot, True
     if not SnapshotItem.objects.filter(snapshot=snapshot).exists():
@@ -157,7 +156,7 @@ def export_create(
     # The destination is checked before a snapshot is made, so a bad path leaves nothing behind.
     destination = export_destination_check(out) if out is not None else None
     managed = destination is None
-    snapshot, made = export_snapshot(snapshot_id=snapshot_id, created_by=created_by)
+    snapshot, made = export_snapshot(snapshot_id=snapshot_id, created_by=created_by, kind=kind)
     if managed and not made and (existing := export_existing(snapshot=snapshot, fmt=fmt, kind=kind)) is not None:
         raise ExportExists(existing, reused_snapshot=snapshot_id is None)
     result = None
@@ -210,6 +209,14 @@ def _export_record(*, result: ExportResult, snapshot: Snapshot, fmt: str, kind: 
 
 
 # --- writing ------------------------------------------------------------------------------------------------
+def _writers(kind: str) -> dict:
+    """The export writers of a kind (format -> writer class), from the kinds registry (annotations.kinds)."""
+    try:
+        return kinds.part(kind, "export_writers")()
+    except KindNotAvailable as exc:
+        raise ExportError(str(exc)) from None
+
+
 def export_write(*, snapshot: Snapshot, fmt: str, out: Path, progress: Progress | None = None) -> ExportResult:
     """Write `snapshot` as `fmt` into the new folder `out`, all or nothing."""
     if fmt not in FORMATS:
@@ -221,7 +228,7 @@ def export_write(*, snapshot: Snapshot, fmt: str, out: Path, progress: Progress 
         raise ExportError(f"cannot write in {out.parent}: {exc.strerror or exc}") from exc
     try:
         os.chmod(scratch, 0o755)  # mkdtemp makes it private; the export is meant to be read
-        writer = WRITERS[fmt](root=scratch, snapshot=snapshot)
+        writer = _writers(snapshot.kind)[fmt](root=scratch, snapshot=snapshot)
         writer.write_all(progress)
         if out.exists():
             raise ExportError(f"{out} appeared while the export was being written; nothing was replaced")

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from annotations.kinds import ItemKind
 from jobs.models import Job
 from training.models import Export, Snapshot, SnapshotItem
 
@@ -99,7 +100,7 @@ def snapshot_latest_if_unchanged(*, agreement_threshold: float | None = None) ->
     from training.services.snapshots import settled_imagettes  # pulls in the labelling stack: imported late
 
     threshold = settings.CRYOLABEL_SETTLED_AGREEMENT if agreement_threshold is None else agreement_threshold
-    latest = Snapshot.objects.filter(kind=Snapshot.KIND_IMAGETTES).order_by("-number").first()
+    latest = Snapshot.objects.filter(kind=ItemKind.IMAGETTES).order_by("-number").first()
     if latest is None or latest.size == 0 or latest.agreement_threshold != threshold:
         return None
     current = settled_imagettes(agreement_threshold=threshold)

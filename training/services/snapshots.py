@@ -1,15 +1,19 @@
-"""Curated snapshots: freeze every imagette whose label is settled, with its split."""
+"""Curated snapshots of imagettes: freeze every imagette whose label is settled, with its split; and the samples a
+network of imagettes trains on. Both are the imagettes' parts in the kinds registry (annotations.kinds)."""
 
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, Q
 
+from annotations.kinds import ItemKind
 from annotations.models import Imagette
 from annotations.selectors import mask_to_slugs
+from training.contract import SampleRef
 from training.models import Snapshot, SnapshotItem
 from training.splits import DEFAULT_FRACTIONS, grouped_stratified_split
 
@@ -50,7 +54,8 @@ def snapshot_create(
             counts.setdefault(slug, Counter())[splits[pk]] += 1
     split_sizes = Counter(splits.values())
     snapshot = Snapshot.objects.create(
-        number=number, seed=seed, fractions=fractions, agreement_threshold=threshold, size=len(rows),
+        number=number, kind=ItemKind.IMAGETTES, seed=seed, fractions=fractions, agreement_threshold=threshold,
+        size=len(rows),
         counts={"per_class": {slug: dict(c) for slug, c in counts.items()}, "per_split": dict(split_sizes),
                 "per_source": dict(Counter(source for *_, source, _ in rows))},
         created_by=created_by, note=note,
@@ -61,3 +66,14 @@ def snapshot_create(
         batch_size=2000,
     )
     return snapshot
+
+
+def snapshot_samples(snapshot: Snapshot) -> list[SampleRef]:
+    """The snapshot's imagettes as samples: target the label mask, path the pixels (.npy), `is_db` in meta, the
+    source product as group."""
+    media = Path(settings.MEDIA_ROOT)
+    rows = SnapshotItem.objects.filter(snapshot=snapshot).values_list(
+        "imagette_id", "imagette__data", "label_mask", "split", "imagette__is_db", "imagette__source_product")
+    return [SampleRef(item_id=pk, split=split, target=mask, path=str(media / data), kind=ItemKind.IMAGETTES,
+                      group=group, meta={"is_db": is_db})
+            for pk, data, mask, split, is_db, group in rows.order_by("imagette_id")]

@@ -18,24 +18,19 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
+from annotations import kinds
 from eoplatform.threads import torch_threads_apply
 from jobs.models import Job
 from jobs.services import JobReporter
-from training.models import ModelVersion, Snapshot, SnapshotItem
-from training.networks import get_network
-from training.networks.base import NetworkError, SampleRef, pick_device, read_checkpoint, seed_everything
-from training.services.activation import Baseline, activation_decide, val_baseline
+from training.models import ModelVersion, Snapshot
+from training.networks import Network, get_network
+from training.networks.base import NetworkError, pick_device, read_checkpoint, seed_everything
+from training.services.activation import Baseline, activation_decide
 from training.services.registry import model_activate
-from training.services.snapshots import snapshot_create
-from training.specs import IMAGETTE_NETWORK, network_spec
+from training.specs import IMAGETTE_NETWORK, Metric
 
-
-def snapshot_samples(snapshot: Snapshot) -> list[SampleRef]:
-    media = Path(settings.MEDIA_ROOT)
-    rows = SnapshotItem.objects.filter(snapshot=snapshot).values_list(
-        "imagette_id", "imagette__data", "label_mask", "split", "imagette__is_db", "imagette__source_product")
-    return [SampleRef(item_id=pk, path=str(media / data), label_mask=mask, split=split, is_db=is_db, group=group)
-            for pk, data, mask, split, is_db, group in rows.order_by("imagette_id")]
+MATRICES = ("confusion_matrix",)
+"""Evaluation results that are matrices: kept with the version (its confusion), not in the per-epoch history."""
 
 
 def _media_path(path: str) -> Path:
@@ -56,16 +51,12 @@ def train_run(job: Job, reporter: JobReporter) -> dict:
     threads = torch_threads_apply()
     reporter.log(threads["text"])
     network = get_network(params.get("network", IMAGETTE_NETWORK))
+    kind = network.item_kind
     device = pick_device()
     overrides = dict(params.get("hparams") or {})
     if params.get("epochs"):
         overrides["epochs"] = int(params["epochs"])
-    # The network's own pretrained-weights setting (a local file), where it has one.
-    weights_setting = network_spec(network.name).weights_setting
-    weights = os.environ.get(weights_setting) if weights_setting else None
-    if weights and "weights_path" not in overrides:
-        overrides["weights_path"] = weights
-    hparams = network.resolve_hparams(overrides, device)
+    hparams = network.resolve_hparams(overrides, device)  # with the network's own file options (e.g. weights)
 
     # The model first: building it checks and loads the fine-tuning weights (hparams["weights_path"]), and a
     # warm start's checkpoint is loaded into it, so a bad file is refused before any other work.
@@ -83,14 +74,16 @@ def train_run(job: Job, reporter: JobReporter) -> dict:
             snapshot = Snapshot.objects.filter(pk=snapshot_id).first()
             if snapshot is None:
                 raise NetworkError(f"snapshot {snapshot_id} does not exist")
+            if snapshot.kind != kind:
+                raise NetworkError(f"snapshot #{snapshot.number} holds {snapshot.kind}; {network.name} learns {kind}")
         else:
-            snapshot = snapshot_create(created_by=job.created_by, seed=int(hparams.get("seed", 0)),
-                                       note=f"made for training job {job.pk}")
-        samples = snapshot_samples(snapshot)
+            snapshot = kinds.part(kind, "snapshot_create")(
+                created_by=job.created_by, seed=int(hparams.get("seed", 0)), note=f"made for training job {job.pk}")
+        samples = kinds.part(kind, "snapshot_samples")(snapshot)
         network.validate_samples(samples)
     reporter.metrics({"snapshot": snapshot.pk, "device": str(device), "hparams": _jsonable(hparams),
                       "threads": {k: threads[k] for k in ("intra_op", "inter_op", "usable_cpus", "concurrency")}},
-                     message=f"snapshot #{snapshot.number}: {snapshot.size} imagettes on {device}")
+                     message=f"snapshot #{snapshot.number}: {snapshot.size} {kinds.kind_entry(kind).noun} on {device}")
     by_split = {name: [s for s in samples if s.split == name] for name in ("train", "val", "test")}
 
     seed_everything(int(hparams.get("seed", 0)))
@@ -114,6 +107,7 @@ def train_run(job: Job, reporter: JobReporter) -> dict:
         reporter.log(f"resumed from the checkpoint of epoch {start_epoch} (attempt {job.attempts})")
 
     epochs = int(hparams["epochs"])
+    metric = network.spec.primary_metric
     for epoch in range(start_epoch, epochs):
         started = time.monotonic()
 
@@ -124,20 +118,21 @@ def train_run(job: Job, reporter: JobReporter) -> dict:
         train_stats = network.train_epoch(model, train_loader, optimizer, device, on_batch=on_batch,
                                           scheduler=scheduler, grad_clip=hparams.get("grad_clip"))
         val = network.evaluate(model, val_loader, device)
+        # Every validation figure the network gives, as val_<name> (val_top1, val_macro_f1 for the classifier,
+        # val_r2, val_rmse for a regression); the matrices stay with the version.
         row = {"epoch": epoch + 1, "train_loss": train_stats["loss"], "val_loss": val["loss"],
-               "val_top1": val.get("top1"), "val_macro_f1": val.get("macro_f1"),
-               "val_per_class_f1": val.get("per_class_f1"), "lr": train_stats.get("lr"),
-               "seconds": round(time.monotonic() - started, 2)}
+               **{f"val_{k}": v for k, v in val.items() if k != "loss" and k not in MATRICES},
+               "lr": train_stats.get("lr"), "seconds": round(time.monotonic() - started, 2)}
         history.append(row)
         _save_atomic(network.checkpoint_state(model, optimizer, epoch + 1, hparams, scheduler=scheduler,
                                               metrics={"history": history}), checkpoint_path)
         row["seconds_with_checkpoint"] = round(time.monotonic() - started, 3)
         reporter.metrics(
-            {"epoch": epoch + 1, "epochs": epochs, "history": history, "train_loss": row["train_loss"],
-             "val_loss": row["val_loss"], "val_top1": row["val_top1"], "val_macro_f1": row["val_macro_f1"]},
+            {"epoch": epoch + 1, "epochs": epochs, "history": history,
+             **{k: v for k, v in row.items() if k.startswith(("train_", "val_")) and not isinstance(v, dict)}},
             progress=(epoch + 1) / (epochs + 0.2),
             message=f"epoch {epoch + 1}/{epochs}: loss {row['train_loss']:.4f}, val loss {row['val_loss']:.4f}, "
-                    f"val top-1 {_pct(row['val_top1'])}",
+                    f"val {metric.title} {metric.format(row.get('val_' + metric.name))}",
         )
 
     val = network.evaluate(model, val_loader, device)
@@ -145,42 +140,46 @@ def train_run(job: Job, reporter: JobReporter) -> dict:
     test_loader = network.loader(network.dataset(test_samples, train=False, hparams=hparams), train=False,
                                  hparams=hparams, device=device)
     test = network.evaluate(model, test_loader, device)
-    baseline = val_baseline(label_masks=[s.label_mask for s in by_split["val"]], classes=network.classes)
-    version = _register(job=job, network=network.name, snapshot=snapshot, hparams=hparams, history=history,
+    baseline = network.baseline(by_split["val"])
+    version = _register(job=job, network=network, snapshot=snapshot, hparams=hparams, history=history,
                         val=val, test=test, checkpoint=checkpoint_path, test_on_val=not by_split["test"],
                         baseline=baseline)
     shutil.rmtree(checkpoint_path.parent, ignore_errors=True)
     reporter.log(f"v{version.number}: {version.activation_reason}")
     return {
         "model_version": version.pk, "number": version.number, "active": version.is_active,
-        "activation": version.activation_reason, "baseline": baseline.as_dict(),
-        "test_top1": test.get("top1"), "test_macro_f1": test.get("macro_f1"),
-        "message": f"{network.name} v{version.number}: test top-1 {_pct(test.get('top1'))}"
+        "activation": version.activation_reason, "baseline": baseline.as_dict() if baseline else None,
+        **{f"test_{k}": v for k, v in test.items() if not isinstance(v, (dict, list))},
+        "message": f"{network.name} v{version.number}: test {metric.title} {metric.format(test.get(metric.name))}"
                    f"{' (now active)' if version.is_active else f' ({version.activation_reason})'}",
     }
 
 
-def _register(*, job, network, snapshot, hparams, history, val, test, checkpoint: Path, test_on_val: bool,
-              baseline: Baseline):
-    """The new version, activated when it beats the baseline and the active version (training.services.activation);
-    else inactive, with the reason as its activation_reason."""
+def _register(*, job, network: Network | str, snapshot, hparams, history, val, test, checkpoint: Path,
+              test_on_val: bool, baseline: Baseline | None):
+    """The new version, activated when it beats the baseline and the active version on the network's primary
+    metric (training.services.activation); else inactive, with the reason as its activation_reason."""
+    network = get_network(network) if isinstance(network, str) else network
+    metric: Metric = network.spec.primary_metric
+    name = network.name
     with transaction.atomic():
-        number = (ModelVersion.objects.select_for_update().filter(network=network)
+        number = (ModelVersion.objects.select_for_update().filter(network=name)
                   .aggregate(n=Max("number"))["n"] or 0) + 1
-        final = Path(settings.MEDIA_ROOT) / "models" / network / f"v{number}.pt"
+        final = Path(settings.MEDIA_ROOT) / "models" / name / f"v{number}.pt"
         final.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(checkpoint, final)
         confusion = test.pop("confusion_matrix", [])
         version = ModelVersion.objects.create(
-            network=network, number=number, snapshot=snapshot, hparams=_jsonable(hparams), history=history,
-            val_metrics=_jsonable({**{k: v for k, v in val.items() if k != "confusion_matrix"},
-                                   "baseline": baseline.as_dict()}),
+            network=name, kind=network.item_kind, number=number, snapshot=snapshot, hparams=_jsonable(hparams),
+            history=history,
+            val_metrics=_jsonable({**{k: v for k, v in val.items() if k not in MATRICES},
+                                   "baseline": baseline.as_dict() if baseline else None}),
             test_metrics=_jsonable({**test, "evaluated_on": "val" if test_on_val else "test"}),
-            confusion=confusion, val_score=val.get("top1"),
+            confusion=confusion, val_score=val.get(metric.name), primary_metric=metric.name,
             checkpoint=str(final.relative_to(settings.MEDIA_ROOT)), job=job,
         )
-        active = ModelVersion.objects.filter(network=network, is_active=True).exclude(pk=version.pk).first()
-        decision = activation_decide(val_score=version.val_score, baseline=baseline,
+        active = ModelVersion.objects.filter(network=name, is_active=True).exclude(pk=version.pk).first()
+        decision = activation_decide(val_score=version.val_score, baseline=baseline, metric=metric,
                                      active_number=active.number if active else None,
                                      active_score=active.val_score if active else None)
         if decision.activate:
@@ -189,10 +188,6 @@ def _register(*, job, network, snapshot, hparams, history, val, test, checkpoint
             ModelVersion.objects.filter(pk=version.pk).update(activation_reason=decision.reason)
         version.refresh_from_db()
     return version
-
-
-def _pct(value) -> str:
-    return "—" if value is None else f"{100 * value:.1f} %"
 
 
 def _jsonable(value):

@@ -42,7 +42,8 @@ def rows(db):
     Assignment.objects.create(imagette=items[0], annotator=user, expires_at=now + timedelta(minutes=5))
     ConsensusRun.objects.create(method="majority", items=3, votes=3)
     GoldLabel.objects.create(imagette=items[1], label_mask=2)
-    snapshot = Snapshot.objects.create(number=1, seed=0, fractions={"train": 1.0}, agreement_threshold=0.6, size=3,
+    snapshot = Snapshot.objects.create(kind="imagettes", number=1, seed=0, fractions={"train": 1.0},
+                                       agreement_threshold=0.6, size=3,
                                        note=HOSTILE)
     for item in items:
         SnapshotItem.objects.create(snapshot=snapshot, imagette=item, label_mask=item.label_mask,

@@ -91,7 +91,8 @@ def fuzz_world(ingested, annotator, expert, admin_user, monkeypatch):
     monkeypatch.setitem(SimpleRateThrottle.THROTTLE_RATES, "user", "1000000/minute")
 
     vote = cast_vote(annotator, ingested[0], 1)
-    snapshot = Snapshot.objects.create(number=1, seed=0, fractions={"train": 0.75, "val": 0.2, "test": 0.05},
+    snapshot = Snapshot.objects.create(kind="imagettes", number=1, seed=0, fractions={"train": 0.75, "val": 0.2,
+                                       "test": 0.05},
                                        agreement_threshold=0.6, size=1)
     version = ModelVersion.objects.create(network="classifier", number=1, snapshot=snapshot,
                                           checkpoint="models/classifier/v1.pt", is_active=True)
@@ -282,7 +283,8 @@ def test_the_inputs_that_answered_500_answer_4xx(client_as, admin_user, monkeypa
 
     monkeypatch.setattr(app, "send_task", lambda *args, **kwargs: None)
     job_submit(kind="worker_check", params={}, created_by=admin_user)  # a page to cut: an empty list never queries
-    snapshot = Snapshot.objects.create(number=1, seed=0, fractions={"train": 1.0}, agreement_threshold=0.6)
+    snapshot = Snapshot.objects.create(kind="imagettes", number=1, seed=0, fractions={"train": 1.0},
+                                       agreement_threshold=0.6)
     ModelVersion.objects.create(network="classifier", number=1, snapshot=snapshot, checkpoint="v1.pt",
                                 is_active=True)  # the review queue reads only with an active model
     client = client_as(admin_user)

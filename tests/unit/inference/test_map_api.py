@@ -31,7 +31,7 @@ def make_imagette(n: int, lat: float | None, lon: float | None, when: datetime |
 def make_version(number: int, *, active: bool):
     from training.models import ModelVersion, Snapshot
 
-    snapshot = Snapshot.objects.get_or_create(number=1, defaults={
+    snapshot = Snapshot.objects.get_or_create(number=1, defaults={"kind": "imagettes",
         "seed": 0, "fractions": {"train": 0.75, "val": 0.2, "test": 0.05}, "agreement_threshold": 0.5})[0]
     return ModelVersion.objects.create(network="classifier", number=number, snapshot=snapshot,
                                        checkpoint=f"models/classifier/v{number}.pt", is_active=active)

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def _version(number: int, *, active: bool = True, with_file: bool = True) -> ModelVersion:
-    snapshot = Snapshot.objects.first() or Snapshot.objects.create(number=1, seed=0, fractions={},
+    snapshot = Snapshot.objects.first() or Snapshot.objects.create(kind="imagettes", number=1, seed=0, fractions={},
                                                                    agreement_threshold=0.6)
     relative = f"models/classifier/v{number}.pt"
     if with_file:  # only its existence is checked on the web side

@@ -45,7 +45,8 @@ def checkpoint_file(tmp_path_factory) -> Path:
 @pytest.fixture
 def register(checkpoint_file):
     """register(number, active=True, file=...) -> a ModelVersion whose checkpoint sits under MEDIA_ROOT."""
-    snapshot = Snapshot.objects.create(number=1, seed=0, fractions={"train": 1.0}, agreement_threshold=0.6)
+    snapshot = Snapshot.objects.create(kind="imagettes", number=1, seed=0, fractions={"train": 1.0},
+                                       agreement_threshold=0.6)
 
     def _register(number: int, *, active: bool = True, file: Path | None = checkpoint_file,
                   network: str = "classifier") -> ModelVersion:

@@ -70,7 +70,8 @@ def _imagettes(names) -> dict[str, Imagette]:
 
 
 def _snapshot(number: int = 1, counts: dict | None = None) -> Snapshot:
-    return Snapshot.objects.create(number=number, seed=0, fractions={"train": 0.75, "val": 0.2, "test": 0.05},
+    return Snapshot.objects.create(kind="imagettes", number=number, seed=0, fractions={"train": 0.75, "val": 0.2,
+                                   "test": 0.05},
                                    agreement_threshold=0.6, counts=counts or {})
 
 

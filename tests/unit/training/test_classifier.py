@@ -48,8 +48,8 @@ def toy_samples(tmp_path_factory) -> list[SampleRef]:
         path = folder / f"{i}.npy"
         np.save(path, to_db(imagette_texture(slug, rng, 64)).astype(np.float16))
         split = "val" if i >= 60 else "train"
-        samples.append(SampleRef(item_id=100 + i, path=str(path), label_mask=1 << class_by_slug(slug).index,
-                                 split=split))  # fmt: skip
+        samples.append(SampleRef(item_id=100 + i, split=split, target=1 << class_by_slug(slug).index, path=str(path),
+                                 kind="imagettes"))  # fmt: skip
     return samples
 
 
@@ -82,7 +82,7 @@ def test_primary_class_is_the_lowest_set_bit() -> None:
 
 def test_dataset_items_targets_and_cache(toy_samples, net) -> None:
     hp = _hp(net)
-    samples = [*toy_samples[:4], SampleRef(1, toy_samples[0].path, 0b101, "train")]
+    samples = [*toy_samples[:4], SampleRef(1, "train", 0b101, toy_samples[0].path)]
     ds = net.dataset(samples, train=False, hparams=hp)
     x, y, item_id = ds[4]
     assert x.shape == (1, 64, 64) and x.dtype == torch.float32 and item_id == 1
@@ -91,7 +91,7 @@ def test_dataset_items_targets_and_cache(toy_samples, net) -> None:
     batch = next(iter(net.loader(ds, train=False, hparams=hp)))
     assert batch[0].shape == (5, 1, 64, 64) and batch[2].tolist() == [100, 101, 102, 103, 1]
     with pytest.raises(NetworkError, match="outside the 10 classes"):
-        ImagetteDataset([SampleRef(1, "x", 1 << 12, "train")], image_size=32)
+        ImagetteDataset([SampleRef(1, "train", 1 << 12, "x")], image_size=32)
 
 
 def test_picture_augmentation_shows_db_imagettes_as_8_bit_pictures(toy_samples, net) -> None:

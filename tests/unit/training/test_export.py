@@ -255,7 +255,7 @@ def test_refusals_leave_nothing_behind(snapshot, tmp_path, settings):
     with pytest.raises(ExportError, match="does not exist"):
         export_write(snapshot=snapshot, fmt="csv", out=tmp_path / "missing" / "out")
 
-    empty = Snapshot.objects.create(number=99, seed=0, fractions={}, agreement_threshold=0.6)
+    empty = Snapshot.objects.create(kind="imagettes", number=99, seed=0, fractions={}, agreement_threshold=0.6)
     with pytest.raises(ExportError, match="empty"):
         export_create(fmt="csv", out=tmp_path / "empty", snapshot_id=empty.pk)
     with pytest.raises(ExportError, match="no snapshot"):

@@ -25,10 +25,12 @@ from training.networks import (
     seed_everything,
     validate_samples,
 )
+from training.specs import Metric, NetworkSpec
 
 
 def _samples(spec: Sequence[tuple[str, int]]) -> list[SampleRef]:
-    return [SampleRef(item_id=i, path=f"/nowhere/{i}.npy", label_mask=m, split=s) for i, (s, m) in enumerate(spec)]
+    return [SampleRef(item_id=i, split=s, target=m, path=f"/nowhere/{i}.npy", kind="imagettes")
+            for i, (s, m) in enumerate(spec)]
 
 
 # --- registry -------------------------------------------------------------------------------------------
@@ -64,12 +66,12 @@ def test_validate_samples_accepts_a_usable_snapshot() -> None:
 )
 def test_validate_samples_refuses(spec, reason) -> None:
     with pytest.raises(NetworkError, match=reason):
-        validate_samples(_samples(spec))
+        get_network("classifier").validate_samples(_samples(spec))
 
 
 def test_the_classifier_refuses_labels_beyond_its_classes() -> None:
     samples = _samples([("train", 1), ("train", 1 << 10), ("val", 1)])
-    validate_samples(samples)  # the generic check does not know the number of classes
+    validate_samples(samples)  # the generic check knows no classes: a target is any label
     with pytest.raises(NetworkError, match="beyond the 10 classes"):
         get_network("classifier").validate_samples(samples)
 
@@ -120,7 +122,7 @@ def test_resolve_hparams_checks_keys_and_follows_the_architecture() -> None:
 class _ToyNetwork(Network):
     """The smallest implementation of the interface: a linear model on 4 features, 2 classes."""
 
-    name = "toy"
+    spec = NetworkSpec("toy", "imagettes", "Toy classes", Metric("top1", "top-1"))
     classes = ("a", "b")
 
     def default_hparams(self, device=None) -> dict:
@@ -137,7 +139,7 @@ class _ToyNetwork(Network):
 
     def dataset(self, samples, *, train: bool, hparams: Mapping) -> Dataset:
         x = torch.randn(len(samples), 4)
-        y = torch.tensor([s.label_mask - 1 for s in samples])
+        y = torch.tensor([s.target - 1 for s in samples])
         x[:, 0] += 3 * y  # separable along feature 0
         return TensorDataset(x, y)
 
@@ -268,9 +270,9 @@ def test_checkpoints_that_do_not_fit_are_refused(tmp_path, small_classifier) -> 
 
 def test_prediction_rows_are_json_friendly() -> None:
     batch = PredictionBatch(
-        probabilities=np.array([[0.9, 0.2]], dtype=np.float32), label_masks=[1], top1=[0],
         confidence=np.array([0.72], dtype=np.float32), entropy=np.array([0.6], dtype=np.float32),
         margin=np.array([0.7], dtype=np.float32), mutual_information=None, item_ids=[42],
+        payload={"probabilities": np.array([[0.9, 0.2]], dtype=np.float32), "label_mask": [1], "top1": [0]},
     )  # fmt: skip
     rows = batch.rows()
     assert len(batch) == 1 and rows[0]["item_id"] == 42 and rows[0]["label_mask"] == 1

@@ -12,14 +12,15 @@ def test_every_network_has_its_spec_and_every_spec_its_network():
     assert set(SPECS) == set(NETWORKS)
     for name, spec in SPECS.items():
         assert spec.name == name and spec.item_kind in ItemKind.values
+        assert NETWORKS[name].spec is spec  # each network declares itself by its spec
 
 
 def test_each_available_kind_is_learnt_by_one_network():
     assert IMAGETTE_NETWORK == network_for(ItemKind.IMAGETTES) == "classifier"
     for kind in AVAILABLE:
         assert network_for(kind) in network_names()
-    assert network_spec("classifier").primary_metric == "top1"
-    assert network_spec("classifier").weights_setting == "CRYOLABEL_CLASSIFIER_WEIGHTS"
+    assert network_spec("classifier").primary_metric.name == "top1"
+    assert network_spec("classifier").file_options == {"weights_path": "CRYOLABEL_CLASSIFIER_WEIGHTS"}
 
 
 def test_the_specs_load_without_torch():

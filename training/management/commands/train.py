@@ -34,10 +34,11 @@ class Command(BaseCommand):
             if not Path(init_checkpoint).is_file():
                 raise CommandError(f"--init-checkpoint {init_checkpoint}: no such file")
             init_checkpoint = str(Path(init_checkpoint).resolve())
-        setting = network_spec(network).weights_setting  # the network's own pretrained-weights file, if any
-        weights = os.environ.get(setting) if setting else None
-        if weights and not Path(weights).is_file():
-            raise CommandError(f"{setting}={weights}: no such file (unset it to train from scratch)")
+        # The network's own file options (e.g. the classifier's pretrained weights), set on this machine.
+        for setting in network_spec(network).file_options.values():
+            path = os.environ.get(setting)
+            if path and not Path(path).is_file():
+                raise CommandError(f"{setting}={path}: no such file (unset it to train from scratch)")
         params = {"network": network, **({"init_checkpoint": init_checkpoint} if init_checkpoint else {}),
                   **({"epochs": epochs} if epochs else {}),
                   **({"snapshot": snapshot} if snapshot else {})}
