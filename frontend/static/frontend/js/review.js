@@ -4,14 +4,13 @@
 // Keys: Enter accepts the prediction while no class is chosen, else submits the chosen classes as the correction;
 // a accepts the prediction; 1..9, 0 toggle the classes; p starts from the predicted classes; s skips; Esc clears.
 import { api, errorText } from "./api.js";
-import { classChips, html, safeUrl, setHtml } from "./util.js";
+import { $, classChips, html, isLight, pageClasses, safeUrl, sameSet, setHtml } from "./util.js";
 
 (function () {
   "use strict";
   const PRELOAD = 3; // items held ahead of the one shown
   const MAX_EXCLUDE = 400;
-  const $ = (id) => document.getElementById(id);
-  const classes = JSON.parse($("classes-data").textContent);
+  const classes = pageClasses();
   const bySlug = new Map(classes.map((c) => [c.slug, c]));
   const buttons = Array.from(document.querySelectorAll(".review-class"));
   const root = $("review");
@@ -49,10 +48,6 @@ import { classChips, html, safeUrl, setHtml } from "./util.js";
     message.replaceChildren();
     message.title = "";
     delete message.dataset.conflict;
-  }
-
-  function sameSet(a, b) {
-    return a.size === b.size && [...a].every((x) => b.has(x));
   }
 
   // --- the queue --------------------------------------------------------------------------------
@@ -203,10 +198,8 @@ import { classChips, html, safeUrl, setHtml } from "./util.js";
 
   function chipElement(slug) {
     const c = bySlug.get(slug) || { name: slug, color: "#888888" };
-    const rgb = parseInt(c.color.slice(1), 16);
-    const light = (0.299 * ((rgb >> 16) & 255) + 0.587 * ((rgb >> 8) & 255) + 0.114 * (rgb & 255)) / 255 > 0.62;
     const chip = document.createElement("span");
-    chip.className = light ? "chip light" : "chip";
+    chip.className = isLight(c.color) ? "chip light" : "chip";
     chip.dataset.slug = slug;
     chip.style.setProperty("--c", c.color);
     chip.textContent = c.name;

@@ -70,6 +70,19 @@ export function pageClasses() {
   return JSON.parse($("classes-data").textContent);
 }
 
+// Whether a key press went to a field being typed in (the page's own keys leave it alone then).
+export function isTyping(target) {
+  return target instanceof HTMLElement
+    && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
+}
+
+// Whether two Sets hold the same members (false when either is missing).
+export function sameSet(a, b) {
+  if (!a || !b || a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
+}
+
 // --- classes as chips ------------------------------------------------------------------------------------
 // Whether a class colour is light enough to need dark text on it.
 export function isLight(hex) {

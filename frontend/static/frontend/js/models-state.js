@@ -1,0 +1,54 @@
+// The models page's shared state (a module of models.js): the versions and snapshots loaded, the training job
+// followed, the page's classes, and small formatting helpers.
+import { api } from "./api.js";
+import { $, html, isNum, pageClasses, setHtml } from "./util.js";
+
+export const NETWORK = "classifier";
+export const classes = pageClasses();
+export const bySlug = new Map(classes.map((c) => [c.slug, c]));
+export const canTrain = $("models-script").dataset.canTrain === "1";
+
+export const state = {
+  versions: [],
+  selectedId: null,
+  snapshots: new Map(), // snapshot id -> snapshot
+  followed: null, // id of the train job shown
+  jobs: new Map(), // train job id -> latest job seen
+  handled: new Set(), // train jobs whose success already reloaded the versions
+  liveKey: "",
+};
+
+// --- helpers ----------------------------------------------------------------------------------
+export function pct(v, digits = 1) {
+  return isNum(v) ? `${(v * 100).toFixed(digits)}%` : "—";
+}
+
+export function dec(v, digits = 3) {
+  return isNum(v) ? v.toFixed(digits) : "—";
+}
+
+export function flash(box, text, kind = "bad") {
+  box.className = `flash ${kind}`;
+  box.textContent = text;
+  box.hidden = !text;
+}
+
+// rows: [name, value] (text, or markup made with html``); null rows are left out.
+export function facts(box, rows) {
+  setHtml(box, html`${rows.filter(Boolean).map(([k, v]) => html`<dt>${k}</dt><dd>${v}</dd>`)}`);
+}
+
+export function splitCounts(snap) {
+  const s = (snap && snap.counts && snap.counts.per_split) || {};
+  return ["train", "val", "test"].map((k) => `${s[k] || 0} ${k}`).join(" · ");
+}
+
+export function arch(hp) {
+  if (!hp || !hp.arch) return "—";
+  return `${hp.arch}${hp.image_size ? ` · ${hp.image_size} px` : ""}${hp.weights_path ? " · fine-tuned" : ""}`;
+}
+
+export async function loadSnapshots() {
+  const res = await api("/api/v1/snapshots/");
+  if (res.ok && Array.isArray(res.data)) res.data.forEach((s) => state.snapshots.set(s.id, s));
+}
