@@ -32,18 +32,18 @@ from __future__ import annotations
 
 import math
 import os
-import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from training.contract import SPLITS, NetworkError, PredictionBatch, SampleRef, validate_samples
 from training.networks.checkpoints import CHECKPOINT_FORMAT, read_checkpoint, short_reason, state_mismatch
+from training.networks.registry import NETWORKS, get_network, register
+from training.networks.runtime import pick_device, seed_everything
 from training.services.activation import Baseline
 from training.specs import NetworkSpec
 
@@ -66,31 +66,6 @@ __all__ = [
 _NETWORK_ATTR = "_cryolabel_network"
 _ARCH_ATTR = "_cryolabel_arch"
 _AMP_ATTR = "_cryolabel_amp"
-
-
-# --------------------------------------------------------------------------------------------------------
-# Helpers: devices and seeds
-# --------------------------------------------------------------------------------------------------------
-def pick_device(preferred: str | torch.device | None = None) -> torch.device:
-    """CUDA when there is one, else the CPU. `preferred` ("cpu", "cuda", "cuda:1", "auto"/None) forces a choice;
-    asking for CUDA on a machine without it is a NetworkError rather than a crash later."""
-    if preferred is None or str(preferred) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(preferred)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise NetworkError(f"device {preferred} was asked for, but this machine has no usable CUDA GPU")
-    return device
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, numpy and torch (CPU and every GPU); return a CPU generator seeded the same, for loaders."""
-    seed = int(seed)
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    generator = torch.Generator()
-    generator.manual_seed(seed)
-    return generator
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -416,28 +391,3 @@ class Network(ABC):
         self.load_checkpoint(model, state)
         model.eval()
         return model.to(device or "cpu"), hparams
-
-
-# --------------------------------------------------------------------------------------------------------
-# Registry
-# --------------------------------------------------------------------------------------------------------
-NETWORKS: dict[str, Network] = {}
-
-
-def register(network: Network) -> Network:
-    """Add `network` to NETWORKS under its name (a second one of the same name is a programming error)."""
-    if not network.name:
-        raise ValueError("a network needs a name")
-    if network.name in NETWORKS and type(NETWORKS[network.name]) is not type(network):
-        raise ValueError(f"a network called {network.name!r} is already registered")
-    NETWORKS[network.name] = network
-    return network
-
-
-def get_network(name: str) -> Network:
-    """The registered network called `name`; KeyError listing the known names otherwise."""
-    try:
-        return NETWORKS[name]
-    except KeyError:
-        known = ", ".join(sorted(NETWORKS)) or "none"
-        raise KeyError(f"unknown network {name!r}; known networks: {known}") from None

@@ -60,6 +60,7 @@ from training.networks.classifier_metrics import (
     predicted_masks,
 )
 from training.networks.classifier_weights import FIRST_CONV, guess_arch, head_key, read_state_dict
+from training.networks.runtime import bf16_is_fast
 from training.services.activation import ClassBaseline, val_baseline
 from training.specs import CLASSIFIER_SPEC
 
@@ -96,18 +97,6 @@ _RECIPES: dict[str, dict[str, Any]] = {
     },
 }  # fmt: skip
 _FINE_TUNE_LR = {"resnet18": 5e-4, "inception_v3": 3e-4}
-
-
-def bf16_is_fast(device: torch.device | str) -> bool:
-    """Whether bfloat16 autocast speeds `device` up: CUDA GPUs with bf16, CPUs with AMX or AVX512-BF16."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        cpu = getattr(torch, "cpu", None)
-        checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-        return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
-    return False
 
 
 # --------------------------------------------------------------------------------------------------------
