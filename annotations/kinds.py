@@ -2,8 +2,9 @@
 
 Every snapshot, model version, prediction, review decision and export belongs to exactly one kind (a `kind` column
 checked by the database, or a table of that kind's items). The layers above never name a kind's parts: they look
-them up here, by kind. annotations declares what it owns (the item model, its ingest readers); training and
-inference fill in their parts in `AppConfig.ready` (imports run one way: annotations never imports them):
+them up here, by kind. annotations declares what it owns (the item model, its label tables, its ingest reader);
+training and inference fill in their parts in `AppConfig.ready` (imports run one way: annotations never imports
+them):
 
 - training: `snapshot_create` (settled labels -> a Snapshot of the kind), `snapshot_samples` (a Snapshot -> the
   network's `SampleRef`s), `export_writers` (a function giving format -> writer class, imported on use);
@@ -44,6 +45,7 @@ class KindEntry:
     kind: str
     noun: str  # how people count them: "12 imagettes"
     model: str  # the item table, as "app_label.ModelName"
+    labels: tuple[str, ...]  # the tables of its labels (votes, consensus, decisions; polygons; waveform ranges)
     reader: str  # the ingest reader that walks files into records of this kind (a dotted path: imported on use)
     formats: tuple[str, ...] = ()  # what that reader takes
     parts: dict[str, Any] = field(default_factory=dict)
@@ -51,6 +53,8 @@ class KindEntry:
 
 KINDS: dict[str, KindEntry] = {
     ItemKind.IMAGETTES: KindEntry(ItemKind.IMAGETTES, "imagettes", "annotations.Imagette",
+                                  labels=("annotations.Vote", "annotations.Consensus", "annotations.LabelDecision",
+                                          "annotations.GoldLabel"),
                                   reader="annotations.readers.batch.iter_records",
                                   formats=("SAFE folder or zip (WV)", "GeoTIFF", "PNG")),
 }

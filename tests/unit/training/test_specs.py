@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from annotations.kinds import AVAILABLE, ItemKind
 from training.networks import NETWORKS
 from training.specs import IMAGETTE_NETWORK, SPECS, network_for, network_names, network_spec
@@ -27,3 +29,17 @@ def test_the_specs_load_without_torch():
     code = "import sys; import training.specs; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_kinds_registry_names_real_tables_and_every_part_of_the_available_kinds():
+    from django.apps import apps
+
+    from annotations import kinds
+
+    for kind in AVAILABLE:
+        entry = kinds.kind_entry(kind)
+        for label in (entry.model, *entry.labels):
+            assert apps.get_model(label)._meta.db_table
+        assert set(entry.parts) == set(kinds.PARTS)  # filled by training and inference at start-up
+    with pytest.raises(kinds.KindNotAvailable, match="Extra Wide scenes are not available yet"):
+        kinds.part(ItemKind.SCENES, "predictions")
