@@ -8,7 +8,8 @@ PY=.venv/bin/python
 export DEBUG=${DEBUG:-1}
 HOST=${CRYOLABEL_HOST:-127.0.0.1}
 PORT=${CRYOLABEL_PORT:-8000}
-mkdir -p var/log
+LOG_DIR=${CRYOLABEL_VAR_DIR:-var}/log  # beside the demo's database and files
+mkdir -p "$LOG_DIR"
 
 $PY manage.py demo_setup  # migrates first
 
@@ -24,7 +25,7 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 .venv/bin/celery -A eoplatform worker -Q cpu,gpu --concurrency 1 -n "demo@%h" --loglevel INFO \
-  >var/log/worker.log 2>&1 &
+  >"$LOG_DIR/worker.log" 2>&1 &
 worker_pid=$!
 
 cat <<MSG
@@ -34,7 +35,7 @@ cat <<MSG
     jobs:      http://$HOST:$PORT/jobs/
     API docs:  http://$HOST:$PORT/api/docs/
     health:    http://$HOST:$PORT/healthz
-  Worker log: var/log/worker.log. Press Ctrl-C to stop.
+  Worker log: $LOG_DIR/worker.log. Press Ctrl-C to stop.
 
 MSG
 .venv/bin/daphne -b "$HOST" -p "$PORT" eoplatform.asgi:application &

@@ -331,8 +331,10 @@ def _take_orm(window: _Window, annotator_id: int, expires, k: int) -> tuple[Imag
     rows = Imagette.objects.filter(pk__in=free)
     if window.tier != "gold":
         rows = rows.filter(queue_state=Imagette.QueueState.OPEN, vote_count__lt=k - F("reserved_count"))
-    by_id = {item.pk: item for item in rows}
-    item = next((by_id[pk] for pk in candidates if pk in by_id), None)
+    # The ids with room first, then the one row taken: building up to WINDOW whole rows to keep one cost ~5 ms.
+    with_room = set(rows.values_list("pk", flat=True))
+    chosen = next((pk for pk in candidates if pk in with_room), None)
+    item = Imagette.objects.filter(pk=chosen).first() if chosen is not None else None
     if item is None:
         return None, len(candidates)
     counts = item.queue_state == Imagette.QueueState.OPEN and item.vote_count + item.reserved_count < k
