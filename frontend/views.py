@@ -12,6 +12,7 @@ from accounts.roles import ROLE_CAPABILITIES, Role, perm
 from accounts.services import user_role
 from annotations.wv_classes import WV_CLASSES
 from jobs.registry import job_kinds
+from training.specs import IMAGETTE_NETWORK
 
 
 def roles_with(*, capability: str) -> list[Role]:
@@ -86,7 +87,7 @@ def overview_page(request):
 @role_required("review")
 def models_page(request):
     """The model registry: versions, metrics, loss curves, confusion matrices; Train and Activate."""
-    return render(request, "frontend/models.html", {"classes": _classes()})
+    return render(request, "frontend/models.html", {"classes": _classes(), "network": IMAGETTE_NETWORK})
 
 
 @role_required("ingest")

@@ -3,7 +3,8 @@
 import { api } from "./api.js";
 import { $, html, isNum, pageClasses, setHtml } from "./util.js";
 
-export const NETWORK = "classifier";
+// The network this page shows (its name comes from the server: training.specs.IMAGETTE_NETWORK).
+export const NETWORK = $("models-script").dataset.network;
 export const classes = pageClasses();
 export const bySlug = new Map(classes.map((c) => [c.slug, c]));
 export const canTrain = $("models-script").dataset.canTrain === "1";

@@ -1,7 +1,7 @@
 // Predict button: queues a prediction job (POST /api/v1/predict/) and follows it to its end.
 //
 // Markup (any page; one or more):
-//   <span class="predict" data-predict data-network="classifier">
+//   <span class="predict" data-predict data-network="{{ network }}">
 //     <label class="inline-label">MC dropout <input type="number" data-predict-mc min="0" max="100" value="0"></label>
 //     <button type="button" class="primary" data-predict-button>Predict</button>
 //     <span class="muted small" data-predict-status role="status"></span>
@@ -50,7 +50,8 @@ function wire(root) {
   if (!button) return;
   button.addEventListener("click", async () => {
     const mc = mcInput ? Number.parseInt(mcInput.value || "0", 10) : 0;
-    const body = { network: root.dataset.network || "classifier", mc_dropout: Number.isFinite(mc) ? mc : 0 };
+    // No network named: the server predicts with the imagettes' network (the API's default).
+    const body = { ...(root.dataset.network ? { network: root.dataset.network } : {}), mc_dropout: Number.isFinite(mc) ? mc : 0 };
     button.disabled = true;
     show(status, "queueing…", "");
     try {
