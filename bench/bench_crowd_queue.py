@@ -27,14 +27,19 @@ What it does:
                  request and of the pair recorded (the target is checked on these);
        capacity  --capacity-rounds rounds back to back (no think time): the throughput, for information;
        solo      one client alone, --solo-rounds rounds: the service time without queueing;
+     with --bridge both, steps 3-4 run once per HTTP bridge (CRYOLABEL_HTTP_BRIDGE: builtin, then a2wsgi), Daphne
+     restarted each time, --passes times each, alternated (builtin, a2wsgi, builtin, a2wsgi) on the same database,
+     so that drift on a shared machine and the queue state the votes move on fall on both alike;
   5. checks the database: every vote the clients got a 201 for is stored exactly once with what was sent, the
      clients have no other votes, no item has more than k counted votes (vote_count = votes on non-gold items),
      queue_state agrees with vote_count, reserved_count agrees with the leases;
   6. profiles in-process (queries and SQL time per request, EXPLAIN ANALYZE of the queue query);
-  7. prints p50/p95/max, PASS/FAIL against the target (p95 < 25 ms for next and for vote), and removes the
-     database, its Redis keys, the temporary folder and Daphne.
+  7. prints p50/p95/max, PASS/FAIL against the target (p95 < 25 ms for next and for vote), with --bridge both a
+     table of both bridges and the ratios a2wsgi/builtin, and removes the database, its Redis keys, the temporary
+     folder and Daphne.
 
 Run from the repository root:  .venv/bin/python bench/bench_crowd_queue.py [--rounds 20] [--clients 50] [--think 2]
+                                [--bridge builtin|a2wsgi|both]
 """
 
 from __future__ import annotations
@@ -771,6 +776,189 @@ def profile_in_process(loaded: Loaded, clients_users, bulk_user, *, cprofile: bo
 
 
 # ================================================================================================================
+# Passes: one Daphne, one HTTP bridge, every measured phase
+# ================================================================================================================
+BRIDGES = ("builtin", "a2wsgi")
+
+
+def a2wsgi_version() -> str | None:
+    """The a2wsgi version installed in this interpreter (Daphne runs under the same one), or None."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("a2wsgi")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+@dataclass
+class Pass:
+    bridge: str
+    number: int  # 1, 2, ... per bridge
+    warm: Phase
+    baselines: list[Phase]
+    queue: Phase
+    capacity: Phase | None
+    solo: Phase
+    tracebacks: int = 0
+
+    @property
+    def accepted(self) -> list[tuple[int, int, int, int]]:
+        return (self.warm.accepted + self.queue.accepted + self.solo.accepted
+                + (self.capacity.accepted if self.capacity else []))
+
+
+QUEUE_LABELS = ("next  GET /queue/next/", "vote  POST /votes/", "pair  next + vote")
+
+
+def run_pass(args, env: dict[str, str], clients, tmp: Path, bridge: str, number: int, *, parser) -> Pass:
+    """Start Daphne with CRYOLABEL_HTTP_BRIDGE=`bridge`, run warm-up, baselines, queue, capacity and solo, stop it.
+    Pass `number` of each bridge uses the same seeds, so the bridges see the same think times and labels."""
+    log_dir = tmp / f"daphne-{bridge}-{number}"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    seed = args.seed + 10 * (number - 1)
+    tag = f"[{bridge} #{number}] " if args.bridge == "both" else ""
+    duration = args.duration or None
+    server = start_daphne({**env, "CRYOLABEL_HTTP_BRIDGE": bridge}, log_dir, servers=args.servers, port=args.port)
+    try:
+        print(f"{tag}daphne: {args.servers} process(es) at {server.base_url}, HTTP bridge {bridge}, DEBUG=0, "
+              f"DATABASE_POOL_SIZE={args.pool_size} per process, CRYOLABEL_HTTP_THREADS="
+              f"{args.http_threads or 'default'}; {load_line()}")
+        warm = run_phase(server, clients, f"{tag}warm-up", mode="queue", rounds=args.warmup, seed=seed + 1,
+                         record=False)
+        print(f"{tag}warm-up: {warm.requests} requests in {warm.wall:.1f} s, statuses {dict(warm.statuses)}")
+        baselines: list[Phase] = []
+        for name in [b.strip() for b in args.baselines.split(",") if b.strip()]:
+            if name not in ("me", "healthz"):
+                parser.error(f"unknown baseline {name!r}")
+            phase = run_phase(server, clients,
+                              f"{tag}baseline GET {'/api/v1/me/' if name == 'me' else '/healthz'}",
+                              mode=name, rounds=args.rounds, duration=duration, think=args.think, seed=seed + 2)
+            print_phase(phase, ("GET (1st of round)", "GET (2nd of round)", "both"))
+            baselines.append(phase)
+        queue = run_phase(server, clients, f"{tag}queue", mode="queue", rounds=args.rounds, duration=duration,
+                          think=args.think, seed=seed + 3, sample_threads=True)
+        print_phase(queue, QUEUE_LABELS)
+        capacity = None
+        if args.capacity_rounds and args.think > 0:
+            capacity = run_phase(server, clients, f"{tag}capacity (the same annotators back to back, no think time)",
+                                 mode="queue", rounds=args.capacity_rounds, seed=seed + 5)
+            print_phase(capacity, QUEUE_LABELS)
+        solo = run_phase(server, clients[:1], f"{tag}solo (one client)", mode="queue", rounds=args.solo_rounds,
+                         seed=seed + 4)
+        print_phase(solo, QUEUE_LABELS)
+    finally:
+        server.stop()
+    log = server.log_tail(200_000)
+    tracebacks = log.count("Traceback")
+    if tracebacks or "ERROR" in log:
+        print(f"{tag}daphne logged {tracebacks} tracebacks; last lines:\n{log[-2000:]}")
+    print()
+    return Pass(bridge, number, warm, baselines, queue, capacity, solo, tracebacks)
+
+
+def pooled(phases: list[Phase], name: str) -> Phase:
+    """The samples, statuses and wall time of several runs of one phase together (the passes of one bridge)."""
+    out = Phase(name)
+    for p in phases:
+        out.first += p.first
+        out.second += p.second
+        out.pair += p.pair
+        out.heavy_first += p.heavy_first
+        out.statuses.update(p.statuses)
+        out.empty += p.empty
+        out.wall += p.wall
+    return out
+
+
+def summarize(args, passes: list[Pass], problems: list[str], label: str = "") -> bool:
+    """The summary of one bridge (its passes pooled); returns whether it met the target."""
+    queue = pooled([p.queue for p in passes], "queue")
+    solo = pooled([p.solo for p in passes], "solo")
+    caps = [p.capacity for p in passes if p.capacity is not None]
+    capacity = pooled(caps, "capacity") if caps else None
+    baselines = [pooled([p.baselines[i] for p in passes], passes[0].baselines[i].name)
+                 for i in range(len(passes[0].baselines))]
+    p95_next, p95_vote = (percentile(queue.first, 95) * 1000, percentile(queue.second, 95) * 1000)
+    p95_pair = percentile(queue.pair, 95) * 1000
+    p95_heavy = percentile(queue.heavy_first, 95) * 1000 if queue.heavy_first else 0.0
+    rate = queue.requests / queue.wall if queue.wall else 0
+    over = f" over {len(passes)} passes" if len(passes) > 1 else ""
+    print(f"summary{label} ({args.clients} concurrent annotators, think {args.think:g} s, {len(queue.pair)} measured "
+          f"pairs{over}, {rate:.0f} requests/s):")
+    print(f"  p95 next {p95_next:.1f} ms, vote {p95_vote:.1f} ms, pair {p95_pair:.1f} ms; solo (no queueing) "
+          f"p50 next {percentile(solo.first, 50) * 1000:.1f} ms, vote {percentile(solo.second, 50) * 1000:.1f} ms")
+    if queue.heavy_first:
+        print(f"  heavy annotators ({args.heavy} with {args.heavy_votes} votes each): p95 next {p95_heavy:.1f} ms "
+              f"({len(queue.heavy_first)} requests)")
+    for b in baselines:
+        p95_b = percentile(b.first + b.second, 95) * 1000
+        print(f"  {b.name.split('] ')[-1]}: p95 {p95_b:.1f} ms at {b.requests / b.wall if b.wall else 0:.0f} "
+              f"requests/s -> ratio next/baseline {p95_next / p95_b:.2f}x, vote/baseline {p95_vote / p95_b:.2f}x")
+    if args.think == 0 and rate:
+        print(f"  closed loop without think time: each client waits on the others, so latency ~ "
+              f"clients / throughput = {args.clients} / {rate:.0f} per s = {1000 * args.clients / rate:.0f} ms "
+              f"per request (Little's law); the solo numbers are the service time")
+    if capacity is not None and capacity.wall:
+        c_rate = capacity.requests / capacity.wall
+        print(f"  capacity: {c_rate:.0f} requests/s back to back ({c_rate / 2:.0f} labels/s, "
+              f"{c_rate / 2 * 3600:,.0f} an hour), p95 next {percentile(capacity.first, 95) * 1000:.0f} ms "
+              f"(queueing: {args.clients} clients / {c_rate:.0f} per s); the offered load above was "
+              f"{rate:.0f} requests/s")
+    ok = bool(p95_next < args.target_ms and p95_vote < args.target_ms and p95_heavy < args.target_ms
+              and not problems and queue.pair)
+    print(f"  target: p95 < {args.target_ms:g} ms for next (every client, and the heavy ones alone) and for vote; "
+          f"measured next {p95_next:.1f} ms (heavy {p95_heavy:.1f} ms), vote {p95_vote:.1f} ms; "
+          f"{'unanalyzed' if not args.analyze else 'analyzed'} database; consistency "
+          f"{'OK' if not problems else 'FAILED'} -> {verdict(ok)}")
+    return ok
+
+
+def _figures(passes: list[Pass]) -> dict[str, float]:
+    queue = pooled([p.queue for p in passes], "queue")
+    solo = pooled([p.solo for p in passes], "solo")
+    caps = [p.capacity for p in passes if p.capacity is not None and p.capacity.wall]
+    return {
+        "solo p50 next (ms)": percentile(solo.first, 50) * 1000,
+        "solo p50 vote (ms)": percentile(solo.second, 50) * 1000,
+        "queue p50 next (ms)": percentile(queue.first, 50) * 1000,
+        "queue p95 next (ms)": percentile(queue.first, 95) * 1000,
+        "queue p50 vote (ms)": percentile(queue.second, 50) * 1000,
+        "queue p95 vote (ms)": percentile(queue.second, 95) * 1000,
+        "capacity (req/s)": (sum(c.requests for c in caps) / sum(c.wall for c in caps)) if caps else float("nan"),
+    }
+
+
+def compare_bridges(args, by_bridge: dict[str, list[Pass]]) -> None:
+    """The table of both bridges, the ratio a2wsgi/builtin of each figure and the loss the issue's rule weighs."""
+    builtin, other = _figures(by_bridge["builtin"]), _figures(by_bridge["a2wsgi"])
+    n = len(by_bridge["builtin"])
+    print(f"bridges compared ({args.clients} concurrent annotators, think {args.think:g} s; passes alternated "
+          f"builtin, a2wsgi x {n}; samples of the passes pooled; a2wsgi {a2wsgi_version()}):")
+    print(f"  {'':<22} {'builtin':>9} {'a2wsgi':>9} {'a2wsgi/builtin':>15} {'a2wsgi loss':>12}")
+    losses: dict[str, float] = {}
+    for key, b in builtin.items():
+        a = other[key]
+        ratio = a / b if b else float("nan")
+        loss = (1 - ratio) if key.startswith("capacity") else (ratio - 1)  # > 0: a2wsgi worse
+        losses[key] = loss
+        print(f"  {key:<22} {b:9.1f} {a:9.1f} {ratio:14.2f}x {100 * loss:+11.1f} %")
+    for bridge, passes in by_bridge.items():
+        per = "; ".join(
+            f"#{p.number}: solo p50 next {percentile(p.solo.first, 50) * 1000:.1f} / vote "
+            f"{percentile(p.solo.second, 50) * 1000:.1f} ms"
+            + (f", capacity {p.capacity.requests / p.capacity.wall:.0f} req/s" if p.capacity and p.capacity.wall
+               else "")
+            for p in passes)
+        print(f"  {bridge} per pass: {per}")
+    steady = [k for k in losses if k.startswith(("solo p50", "capacity"))]
+    worst = max(steady, key=lambda k: losses[k])
+    within = all(losses[k] <= 0.10 for k in steady)
+    print(f"  rule (the least noisy figures: solo p50 of next and vote, capacity): a2wsgi's worst loss "
+          f"{100 * losses[worst]:+.1f} % ({worst}) -> {'within' if within else 'NOT within'} 10 %")
+
+
+# ================================================================================================================
 # Main
 # ================================================================================================================
 def main(argv: list[str] | None = None) -> int:
@@ -806,6 +994,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="VACUUM ANALYZE after loading (default: measure the freshly loaded, unanalyzed database)")
     parser.add_argument("--servers", type=int, default=1,
                         help="Daphne processes sharing one listening socket (bench-only deployment experiment)")
+    parser.add_argument("--bridge", choices=["builtin", "a2wsgi", "both"], default="builtin",
+                        help="CRYOLABEL_HTTP_BRIDGE for Daphne: the platform's own bridge (eoplatform.http_bridge), "
+                        "a2wsgi's WSGIMiddleware, or both on the same database, in alternated passes, with the "
+                        "ratios a2wsgi/builtin (the a2wsgi side is skipped, with a message, where it is not installed)")
+    parser.add_argument("--passes", type=int, default=0,
+                        help="passes per bridge (Daphne started afresh, warm-up and every phase again); 0 = 2 with "
+                        "--bridge both (builtin, a2wsgi, builtin, a2wsgi: drift on a shared machine cancels), else 1")
     parser.add_argument("--http-threads", type=int, default=0,
                         help="CRYOLABEL_HTTP_THREADS for Daphne (0 = the platform's default)")
     parser.add_argument("--pool-size", type=int, default=10, help="DATABASE_POOL_SIZE per Daphne process")
@@ -832,7 +1027,6 @@ def main(argv: list[str] | None = None) -> int:
     db_name = f"cryolabel_bench_{pid}"
     prefix = f"cryolabel-bench-{pid}"
     tmp = Path(tempfile.mkdtemp(prefix="cryolabel-bench-queue-"))
-    server: Server | None = None
     db_created = False
     t_all = time.perf_counter()
     try:
@@ -890,46 +1084,27 @@ def main(argv: list[str] | None = None) -> int:
             env["CRYOLABEL_HTTP_THREADS"] = str(args.http_threads)
         if args.consensus_every:
             env["CRYOLABEL_CONSENSUS_EVERY"] = str(args.consensus_every)
-        server = start_daphne(env, tmp, servers=args.servers, port=args.port)
-        print(f"daphne: {args.servers} process(es) at {server.base_url}, DEBUG=0, DATABASE_POOL_SIZE="
-              f"{args.pool_size} per process, CRYOLABEL_HTTP_THREADS={args.http_threads or 'default'}; "
-              f"broker/channels: {args.redis_url} prefix {prefix}")
+        bridges = list(BRIDGES) if args.bridge == "both" else [args.bridge]
+        if "a2wsgi" in bridges and a2wsgi_version() is None:
+            if args.bridge == "a2wsgi":
+                raise SystemExit("--bridge a2wsgi: a2wsgi is not installed in this interpreter (pip install a2wsgi)")
+            print("a2wsgi is not installed in this interpreter (pip install a2wsgi): measuring the builtin bridge "
+                  "only, no comparison")
+            bridges = ["builtin"]
+        rounds_of_passes = args.passes or (2 if len(bridges) > 1 else 1)
+        print(f"HTTP bridge(s): {', '.join(bridges)}; {rounds_of_passes} pass(es) each"
+              f"{', alternated' if len(bridges) > 1 else ''}; broker/channels: {args.redis_url} prefix {prefix}")
         print()
 
-        duration = args.duration or None
         from django.utils import timezone
 
         run_started = timezone.now()
-        warm = run_phase(server, clients, "warm-up", mode="queue", rounds=args.warmup, seed=args.seed + 1,
-                         record=False)
-        print(f"warm-up: {warm.requests} requests in {warm.wall:.1f} s, statuses {dict(warm.statuses)}")
-        baselines: list[Phase] = []
-        for name in [b.strip() for b in args.baselines.split(",") if b.strip()]:
-            if name not in ("me", "healthz"):
-                parser.error(f"unknown baseline {name!r}")
-            phase = run_phase(server, clients, f"baseline GET {'/api/v1/me/' if name == 'me' else '/healthz'}",
-                              mode=name, rounds=args.rounds, duration=duration, think=args.think,
-                              seed=args.seed + 2)
-            print_phase(phase, ("GET (1st of round)", "GET (2nd of round)", "both"))
-            baselines.append(phase)
-        queue = run_phase(server, clients, "queue", mode="queue", rounds=args.rounds, duration=duration,
-                          think=args.think, seed=args.seed + 3, sample_threads=True)
-        print_phase(queue, ("next  GET /queue/next/", "vote  POST /votes/", "pair  next + vote"))
-        capacity = None
-        if args.capacity_rounds and args.think > 0:
-            capacity = run_phase(server, clients, "capacity (the same annotators back to back, no think time)",
-                                 mode="queue", rounds=args.capacity_rounds, seed=args.seed + 5)
-            print_phase(capacity, ("next  GET /queue/next/", "vote  POST /votes/", "pair  next + vote"))
-        solo = run_phase(server, clients[:1], "solo (one client)", mode="queue", rounds=args.solo_rounds,
-                         seed=args.seed + 4)
-        print_phase(solo, ("next  GET /queue/next/", "vote  POST /votes/", "pair  next + vote"))
-        server.stop()
-        log = server.log_tail(200_000)
-        if "Traceback" in log or "ERROR" in log:
-            print(f"daphne logged {log.count('Traceback')} tracebacks; last lines:\n{log[-2000:]}")
-        print()
+        passes: list[Pass] = []
+        for number in range(1, rounds_of_passes + 1):
+            for bridge in bridges:
+                passes.append(run_pass(args, env, clients, tmp, bridge, number, parser=parser))
 
-        accepted = warm.accepted + queue.accepted + solo.accepted + (capacity.accepted if capacity else [])
+        accepted = [a for p in passes for a in p.accepted]
         problems = check_database(loaded, accepted, [u.pk for u in users], run_started)
         for p in problems:
             print(f"  PROBLEM: {p}")
@@ -944,44 +1119,18 @@ def main(argv: list[str] | None = None) -> int:
             profile_in_process(loaded, users, bulk_user, cprofile=args.cprofile)
 
         # --- summary --------------------------------------------------------------------------------------------
-        print()
-        p95_next, p95_vote = (percentile(queue.first, 95) * 1000, percentile(queue.second, 95) * 1000)
-        p95_pair = percentile(queue.pair, 95) * 1000
-        p95_heavy = percentile(queue.heavy_first, 95) * 1000 if queue.heavy_first else 0.0
-        rate = queue.requests / queue.wall if queue.wall else 0
-        print(f"summary ({args.clients} concurrent annotators, think {args.think:g} s, {len(queue.pair)} measured "
-              f"pairs, {rate:.0f} requests/s):")
-        print(f"  p95 next {p95_next:.1f} ms, vote {p95_vote:.1f} ms, pair {p95_pair:.1f} ms; solo (no queueing) "
-              f"p50 next {percentile(solo.first, 50) * 1000:.1f} ms, vote {percentile(solo.second, 50) * 1000:.1f} ms")
-        if queue.heavy_first:
-            print(f"  heavy annotators ({args.heavy} with {args.heavy_votes} votes each): p95 next {p95_heavy:.1f} ms "
-                  f"({len(queue.heavy_first)} requests)")
-        for b in baselines:
-            p95_b = percentile(b.first + b.second, 95) * 1000
-            print(f"  {b.name}: p95 {p95_b:.1f} ms at {b.requests / b.wall if b.wall else 0:.0f} requests/s "
-                  f"-> ratio next/baseline {p95_next / p95_b:.2f}x, vote/baseline {p95_vote / p95_b:.2f}x")
-        if args.think == 0 and rate:
-            print(f"  closed loop without think time: each client waits on the others, so latency ~ "
-                  f"clients / throughput = {args.clients} / {rate:.0f} per s = {1000 * args.clients / rate:.0f} ms "
-                  f"per request (Little's law); the solo numbers are the service time")
-        if capacity is not None and capacity.wall:
-            c_rate = capacity.requests / capacity.wall
-            print(f"  capacity: {c_rate:.0f} requests/s back to back ({c_rate / 2:.0f} labels/s, "
-                  f"{c_rate / 2 * 3600:,.0f} an hour), p95 next {percentile(capacity.first, 95) * 1000:.0f} ms "
-                  f"(queueing: {args.clients} clients / {c_rate:.0f} per s); the offered load above was "
-                  f"{rate:.0f} requests/s")
+        by_bridge = {b: [p for p in passes if p.bridge == b] for b in bridges}
+        ok = True
+        for bridge, its_passes in by_bridge.items():
+            print()
+            ok = summarize(args, its_passes, problems, f" [{bridge} bridge]" if len(bridges) > 1 else "") and ok
+        if len(bridges) > 1:
+            print()
+            compare_bridges(args, by_bridge)
         print(f"after the run: {load_line()}")
-        ok = (p95_next < args.target_ms and p95_vote < args.target_ms and p95_heavy < args.target_ms
-              and not problems and queue.pair)
-        print(f"target: p95 < {args.target_ms:g} ms for next (every client, and the heavy ones alone) and for vote; "
-              f"measured next {p95_next:.1f} ms (heavy {p95_heavy:.1f} ms), vote {p95_vote:.1f} ms; "
-              f"{'unanalyzed' if not args.analyze else 'analyzed'} database; consistency "
-              f"{'OK' if not problems else 'FAILED'} -> {verdict(bool(ok))}")
         print(f"(whole bench {time.perf_counter() - t_all:.0f} s)")
         return 0 if ok else 1
     finally:
-        if server is not None:
-            server.stop()
         django_close_connections()
         if db_created and not args.keep:
             pg_drop_database(args.pg_url, db_name)

@@ -169,6 +169,9 @@ else:
 # Threads that run HTTP requests in each server process (eoplatform.http_bridge); keep it at or under
 # DATABASE_POOL_SIZE so that a request never waits for a connection.
 CRYOLABEL_HTTP_THREADS = int(os.environ.get("CRYOLABEL_HTTP_THREADS", "8"))
+# What runs those threads (eoplatform/asgi.py): "builtin", the platform's own bridge (eoplatform.http_bridge), or
+# "a2wsgi", a2wsgi's WSGIMiddleware (bench/bench_crowd_queue.py --bridge both compares them; see bench/README.md).
+CRYOLABEL_HTTP_BRIDGE = os.environ.get("CRYOLABEL_HTTP_BRIDGE", "builtin").strip().lower()
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
