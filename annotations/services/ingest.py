@@ -23,7 +23,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from annotations import hooks
 from annotations.models import Imagette
 from annotations.readers import DEFAULT_LIMITS, ImagetteRecord, IngestError, Limits, iter_records, preview_png
-from annotations.services.labels import label_decide
+from annotations.services.labels import imported_label_fields, imported_label_record
 from annotations.wv_classes import class_by_slug
 
 PREVIEW_MAX_SIDE = 512
@@ -160,17 +160,17 @@ def ingest_record(record: ImagetteRecord, *, job=None, author=None, content_hash
                 metadata["key"] = f"{record.key}#{digest[:12]}"  # same name, different pixels
                 _check_metadata(metadata)
             bbox = _bbox(record.footprint)
+            mask = 0
+            for slug in record.label_slugs:
+                mask |= 1 << class_by_slug(slug).index
+            label = imported_label_fields(mask) if mask else {}  # settled in the insert itself
             item = Imagette.objects.create(
                 content_hash=digest, source_format=_format(record), footprint=record.footprint,
                 width=array.shape[1], height=array.shape[0], is_db=record.is_db, data=rel_data, preview=rel_preview,
-                ingest_job=job, **metadata, **bbox,
+                ingest_job=job, **metadata, **bbox, **label,
             )
-            if record.label_slugs:
-                mask = 0
-                for slug in record.label_slugs:
-                    mask |= 1 << class_by_slug(slug).index
-                label_decide(imagette=item, label_mask=mask, source=Imagette.LabelSource.IMPORTED, author=author,
-                             note=f"imported from {record.source_path}")
+            if mask:
+                imported_label_record(item, author=author, note=f"imported from {record.source_path}")
         return item
     except IntegrityError:
         # Someone ingested the same pixels in parallel: theirs stays, ours goes.

@@ -60,6 +60,23 @@ def label_decide(
     return item
 
 
+def imported_label_fields(label_mask: int) -> dict:
+    """The settled-label fields of an item ingested with its label: what label_decide leaves on an item that had
+    no vote and no decision, set in the insert itself (nobody can vote on or decide an item that does not exist
+    yet, so there is nothing to lock or to check). `imported_label_record` then keeps its history."""
+    check_mask(label_mask)
+    return {"label_mask": label_mask, "label_source": Source.IMPORTED, "label_agreement": None, "label_version": 1,
+            "queue_state": Imagette.QueueState.SETTLED}
+
+
+def imported_label_record(item: Imagette, *, author=None, note: str = "") -> LabelDecision:
+    """The LabelDecision of an item created with `imported_label_fields`, in the caller's transaction."""
+    decision = LabelDecision.objects.create(imagette=item, label_mask=item.label_mask, source=Source.IMPORTED,
+                                            author=author, note=note)
+    retrain_check_after_commit()
+    return decision
+
+
 def retrain_check_after_commit() -> None:
     """New curated labels (an expert's decision, a consensus run): once they are committed, tell the layers above
     (annotations.hooks.labels_settled: training sees whether enough have come to start a training on their own).
