@@ -15,7 +15,8 @@ class Prediction(models.Model):
     model_version = models.ForeignKey("training.ModelVersion", on_delete=models.CASCADE, related_name="predictions")
     # Always "imagettes" (this is the imagettes' table): with model_version it references the version's
     # (id, kind), so that the database refuses a prediction of a version that learned another kind.
-    kind = models.CharField(max_length=20, choices=ItemKind.choices, default=ItemKind.IMAGETTES, editable=False)
+    kind = models.CharField(max_length=20, choices=ItemKind.choices, default=ItemKind.IMAGETTES,
+                            db_default=ItemKind.IMAGETTES, editable=False)
     job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     probabilities = models.JSONField(help_text="One probability per class, in the order of the class list.")
     label_mask = models.PositiveSmallIntegerField(help_text="Predicted classes (bit i: class i).")

@@ -20,7 +20,8 @@ class Migration(migrations.Migration):
             name='kind',
             field=models.CharField(choices=[('imagettes', 'Wave Mode imagettes'), ('scenes', 'Extra Wide scenes'),
                                             ('tracks', 'altimetry tracks')],
-                                   default='imagettes', editable=False, max_length=20),
+                                   db_default='imagettes', default='imagettes', editable=False,
+                                   max_length=20),
         ),
         migrations.AddConstraint(
             model_name='prediction',
