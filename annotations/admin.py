@@ -1,9 +1,21 @@
-"""/admin/ pages for imagettes, votes, leases, consensus, gold labels and label decisions: read-only (the label
-services keep counts, queue states and settled labels in step), searchable, filtered by what people look for."""
+"""/admin/ pages for imagettes, votes, leases, consensus, gold labels and label decisions, and for scenes, their
+polygons and the ice charts imported onto them: read-only (the label services keep counts, queue states, settled
+labels and polygon histories in step), searchable, filtered by what people look for."""
 
 from django.contrib import admin
 
-from annotations.models import Assignment, Consensus, ConsensusRun, GoldLabel, Imagette, LabelDecision, Vote
+from annotations.models import (
+    Assignment,
+    Consensus,
+    ConsensusRun,
+    GoldLabel,
+    IceChart,
+    Imagette,
+    LabelDecision,
+    Scene,
+    ScenePolygon,
+    Vote,
+)
 from eoplatform.admin_base import ReadOnlyAdmin, mask_text
 
 
@@ -90,3 +102,30 @@ class LabelDecisionAdmin(ReadOnlyAdmin):
     @admin.display(description="labels", ordering="label_mask")
     def labels(self, obj: LabelDecision) -> str:
         return mask_text(obj.label_mask)
+
+
+@admin.register(Scene)
+class SceneAdmin(ReadOnlyAdmin):
+    list_display = ("id", "key", "mode", "polarisations", "acquisition_start", "crs", "width", "height", "pixel_size",
+                    "calibrated", "created_at")
+    list_filter = ("mode", "crs", "calibrated")
+    search_fields = ("=id", "key")
+    ordering = ("-id",)
+
+
+@admin.register(ScenePolygon)
+class ScenePolygonAdmin(ReadOnlyAdmin):
+    list_display = ("id", "scene", "label", "sic", "stage", "source", "chart", "author", "version", "deleted_at",
+                    "updated_at")
+    list_filter = ("label", "source", "stage")
+    search_fields = ("=id", "=scene__id", "scene__key")
+    list_select_related = ("scene", "chart", "author")
+    raw_id_fields = ("scene", "chart", "author")
+    ordering = ("-id",)
+
+
+@admin.register(IceChart)
+class IceChartAdmin(ReadOnlyAdmin):
+    list_display = ("id", "name", "valid_from", "n_polygons", "n_stored", "imported_by", "created_at")
+    search_fields = ("=id", "name")
+    ordering = ("-id",)

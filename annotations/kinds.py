@@ -57,6 +57,11 @@ KINDS: dict[str, KindEntry] = {
                                           "annotations.GoldLabel"),
                                   reader="annotations.readers.batch.iter_records",
                                   formats=("SAFE folder or zip (WV)", "GeoTIFF", "PNG")),
+    ItemKind.SCENES: KindEntry(ItemKind.SCENES, "scenes", "annotations.Scene",
+                               labels=("annotations.ScenePolygon", "annotations.ScenePolygonRevision",
+                                       "annotations.IceChart"),
+                               reader="annotations.readers.s1_grd.read_grd_safe",
+                               formats=("SAFE folder or zip (EW or IW GRD)",)),
 }
 
 

@@ -67,7 +67,7 @@ def ingest_job(job: Job, reporter: JobReporter) -> dict:
     finally:
         if params["delete_after"]:
             _remove_uploads(paths)  # an upload is removed whatever became of it: it was copied in or refused
-    if report.errors and not report.created and not report.duplicates:
+    if report.errors and not report.taken and not report.duplicates:
         first = "; ".join(f"{Path(p).name}: {r}" for p, r in report.errors[:3])
         raise IngestRefusedAll(f"all {len(report.errors)} file(s) refused, nothing ingested ({first})")
     return {**report.as_dict(), "warnings": len(report.errors)}

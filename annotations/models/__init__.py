@@ -1,5 +1,7 @@
 from annotations.models.imagette import Imagette
 from annotations.models.labels import Consensus, ConsensusRun, GoldLabel, LabelDecision
+from annotations.models.scene import IceChart, Scene, ScenePolygon, ScenePolygonRevision
 from annotations.models.votes import Assignment, Vote
 
-__all__ = ["Assignment", "Consensus", "ConsensusRun", "GoldLabel", "Imagette", "LabelDecision", "Vote"]
+__all__ = ["Assignment", "Consensus", "ConsensusRun", "GoldLabel", "IceChart", "Imagette", "LabelDecision", "Scene",
+           "ScenePolygon", "ScenePolygonRevision", "Vote"]

@@ -1,5 +1,5 @@
-"""Walking what came in (files, folders, SAFE products, TenGeoP-SARwv trees, exports) into records, and the
-ground truth sidecar of the demo data."""
+"""Walking what came in (files, folders, SAFE products, TenGeoP-SARwv trees, exports) into records (an
+ImagetteRecord per imagette, a GrdProduct per EW / IW GRD scene), and the ground truth sidecar of the demo data."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from annotations.readers.base import (
 )
 from annotations.readers.raster import _describe_bytes, _magic, read_geotiff, read_png
 from annotations.readers.record import ImagetteRecord
+from annotations.readers.s1_grd import GrdProduct, is_grd_safe, read_grd_safe
 from annotations.readers.wv_safe import _iter_safe
 from annotations.wv_classes import class_by_name
 
@@ -38,12 +39,12 @@ def _is_safe_dir(path: Path) -> bool:
 
 def _file_records(
     path: Path, key: str, labels: tuple[str, ...], limits: Limits
-) -> Iterator[ImagetteRecord | IngestError]:
+) -> Iterator[ImagetteRecord | GrdProduct | IngestError]:
     """Dispatch one file on its content (magic bytes), not its name."""
     try:
         head = _magic(path)
         if head.startswith(_ZIP_MAGIC):
-            yield from _iter_safe(path, limits)
+            yield from _safe_records(path, limits)
         elif head.startswith(_TIFF_MAGIC):
             yield read_geotiff(path, key=key, label_slugs=labels, limits=limits)
         elif head.startswith(_PNG_MAGIC):
@@ -56,9 +57,18 @@ def _file_records(
         yield IngestError(f"cannot read {path.name}: {e.strerror or e}", path)
 
 
-def _safe_dir_records(path: Path, limits: Limits) -> Iterator[ImagetteRecord | IngestError]:
-    try:
+def _safe_records(path: Path, limits: Limits) -> Iterator[ImagetteRecord | GrdProduct | IngestError]:
+    """A SAFE product (folder or zip) by what its own metadata says it is: a GRD (EW, IW) is one scene, a Wave
+    Mode product one imagette per vignette."""
+    if is_grd_safe(path):
+        yield read_grd_safe(path, limits=limits)
+    else:
         yield from _iter_safe(path, limits)
+
+
+def _safe_dir_records(path: Path, limits: Limits) -> Iterator[ImagetteRecord | GrdProduct | IngestError]:
+    try:
+        yield from _safe_records(path, limits)
     except IngestError as e:
         yield e.at(path)
     except OSError as e:
@@ -67,11 +77,12 @@ def _safe_dir_records(path: Path, limits: Limits) -> Iterator[ImagetteRecord | I
 
 def iter_records(
     paths: str | Path | Iterable[str | Path], *, limits: Limits = DEFAULT_LIMITS
-) -> Iterator[ImagetteRecord | IngestError]:
+) -> Iterator[ImagetteRecord | GrdProduct | IngestError]:
     """Every imagette under `paths` (files and folders, walked recursively in name order), and an IngestError
     (with .path) for every file that cannot be read, so one bad file never stops a batch.
 
-    SAFE folders and zips give one record per imagette; GeoTIFFs and PNGs one each, labelled when their
+    SAFE folders and zips give, by their own metadata, one GrdProduct (an EW / IW GRD scene) or one record per
+    imagette (Wave Mode); GeoTIFFs and PNGs one imagette each, labelled when their
     folder is a TenGeoP letter (F..O) or a class name/slug. When walking, files that are not .tif/.tiff/.png/.zip
     (CSV, JSON, XML sidecars) and hidden entries are skipped; a file named explicitly is always reported on.
     """
@@ -113,7 +124,7 @@ def _export_manifest(folder: Path) -> dict[str, tuple[str, ...]] | None:
         raise IngestError(f"{path.name} cannot be read: {e}", path) from e
 
 
-def _walk(root: Path, limits: Limits) -> Iterator[ImagetteRecord | IngestError]:
+def _walk(root: Path, limits: Limits) -> Iterator[ImagetteRecord | GrdProduct | IngestError]:
     manifests: dict[Path, tuple[Path, dict[str, tuple[str, ...]]] | None] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)

@@ -23,7 +23,9 @@ from django.db import DatabaseError, IntegrityError, transaction
 from annotations import hooks
 from annotations.models import Imagette
 from annotations.readers import DEFAULT_LIMITS, ImagetteRecord, IngestError, Limits, iter_records, preview_png
+from annotations.readers.s1_grd import GrdProduct
 from annotations.services.labels import imported_label_fields, imported_label_record
+from annotations.services.scene_ingest import scene_ingest
 from annotations.wv_classes import class_by_slug
 
 PREVIEW_MAX_SIDE = 512
@@ -32,20 +34,28 @@ INGESTIBLE_SUFFIXES = {".tif", ".tiff", ".png", ".zip"}
 
 @dataclass
 class IngestReport:
-    created: list[int] = field(default_factory=list)
+    created: list[int] = field(default_factory=list)  # imagettes
+    scenes: list[int] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     labelled: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
 
     def as_dict(self) -> dict:
         return {
-            "created": len(self.created), "duplicates": len(self.duplicates), "labelled": self.labelled,
-            "errors": [{"path": p, "reason": r} for p, r in self.errors],
+            "created": len(self.created), "scenes": len(self.scenes), "duplicates": len(self.duplicates),
+            "labelled": self.labelled, "errors": [{"path": p, "reason": r} for p, r in self.errors],
             "message": self.summary(),
         }
 
+    @property
+    def taken(self) -> int:
+        """Items of any kind this ingest made."""
+        return len(self.created) + len(self.scenes)
+
     def summary(self) -> str:
         parts = [f"{len(self.created)} imagettes ingested"]
+        if self.scenes:
+            parts.append(f"{len(self.scenes)} scenes")
         if self.labelled:
             parts.append(f"{self.labelled} with imported labels")
         if self.duplicates:
@@ -222,6 +232,16 @@ def _ingest_each(paths, report: IngestReport, *, limits: Limits, job, author,
     for index, found in enumerate(iter_records([Path(p) for p in paths], limits=limits), start=1):
         if isinstance(found, IngestError):
             report.errors.append((str(found.path or ""), found.reason))
+        elif isinstance(found, GrdProduct):  # an EW / IW GRD product: a scene (annotations.services.scene_ingest)
+            try:
+                scene = scene_ingest(found, job=job)
+            except IngestError as exc:
+                report.errors.append((str(exc.path or found.path), exc.reason))
+            else:
+                if scene is None:
+                    report.duplicates.append(found.name)
+                else:
+                    report.scenes.append(scene.pk)
         else:
             try:
                 item = ingest_record(found, job=job, author=author)
@@ -244,7 +264,14 @@ def count_candidates(paths: Iterable[str | Path]) -> int:
     total = 0
     for path in map(Path, paths):
         if path.is_dir() and not path.name.upper().endswith(".SAFE"):
-            total += sum(1 for p in path.rglob("*") if p.is_file() and p.suffix.lower() in INGESTIBLE_SUFFIXES)
+            for _folder, dirnames, filenames in os.walk(path):
+                # A SAFE folder is one product (its measurement TIFFs are not files of their own); hidden ones
+                # (a demo's truth) are not walked.
+                safe = [d for d in dirnames if d.upper().endswith(".SAFE")]
+                total += len(safe)
+                dirnames[:] = [d for d in dirnames if d not in safe and not d.startswith(".")]
+                total += sum(1 for name in filenames
+                             if not name.startswith(".") and Path(name).suffix.lower() in INGESTIBLE_SUFFIXES)
         else:
             total += 1
     return total

@@ -1,4 +1,5 @@
-"""Synthetic Sentinel-1 Wave Mode imagettes, written in the real file formats.
+"""Synthetic Sentinel-1 Wave Mode imagettes (and Extra Wide GRD scenes over sea ice, `ew_grd`), written in the
+real file formats.
 
 Real WV data are large (a SAFE product is ~6 GB) and TenGeoP-SARwv is not reachable from here, so demos,
 tests and training smoke runs use imagettes made here. Each class gets a texture that follows its physics
@@ -9,6 +10,7 @@ the filtering (FFT), which keeps generation at several hundred imagettes per sec
 """
 
 from demo.synthetic.demo_sets import write_demo_imagettes
+from demo.synthetic.ew_grd import write_demo_scenes
 from demo.synthetic.files import write_geotiff_imagette, write_png_imagette
 from demo.synthetic.geometry import IMAGETTE_EXTENT_M
 from demo.synthetic.textures import imagette_texture
@@ -19,6 +21,7 @@ __all__ = [
     "WVImagette",
     "imagette_texture",
     "write_demo_imagettes",
+    "write_demo_scenes",
     "write_geotiff_imagette",
     "write_png_imagette",
     "write_wv_safe",

@@ -1,4 +1,4 @@
-"""`python manage.py demo_data OUT --imagettes N --seed S`: synthetic data in the real formats."""
+"""`python manage.py demo_data OUT [--imagettes N] [--scenes N] --seed S`: synthetic data in the real formats."""
 
 from __future__ import annotations
 
@@ -9,24 +9,41 @@ from django.core.management.base import BaseCommand, CommandError
 
 class Command(BaseCommand):
     help = ("Write synthetic Sentinel-1 WV imagettes (SAFE folders and zips, GeoTIFF, PNG, or the TenGeoP-SARwv "
-            "tree) with a ground_truth.csv sidecar that the platform never reads while people label.")
+            "tree) with a ground_truth.csv sidecar, and with --scenes N synthetic EW GRD sea-ice scenes (SAFE "
+            "folders) under OUT/scenes/ with their truth under OUT/scenes/.truth/; the platform never reads the "
+            "truth while people label.")
 
     def add_arguments(self, parser):
         parser.add_argument("out", type=Path)
-        parser.add_argument("--imagettes", type=int, default=100)
+        parser.add_argument("--imagettes", type=int, default=100, help="WV imagettes to write (0: none)")
+        parser.add_argument("--scenes", type=int, default=0, help="EW GRD scenes to write under OUT/scenes/")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--layout", choices=["mixed", "tengeop"], default="mixed")
         parser.add_argument("--size", type=int, default=256, help="imagette side in pixels (multiple of 4)")
+        parser.add_argument("--scene-size", type=int, default=2000,
+                            help="EW scene side in pixels (the ~410 km swath; real products are ~10 000 at 40 m)")
+        parser.add_argument("--zip-scenes", action="store_true",
+                            help="write the scenes as zips (NAME.zip holding NAME.SAFE/)")
 
-    def handle(self, *args, out: Path, imagettes: int, seed: int, layout: str, size: int, **options):
-        from demo.synthetic import write_demo_imagettes
+    def handle(self, *args, out: Path, imagettes: int, scenes: int, seed: int, layout: str, size: int,
+               scene_size: int, zip_scenes: bool, **options):
+        from demo.synthetic import write_demo_imagettes, write_demo_scenes
 
-        if imagettes < 1:
-            raise CommandError("--imagettes must be at least 1")
+        if imagettes < 0 or scenes < 0:
+            raise CommandError("--imagettes and --scenes cannot be negative")
+        if imagettes < 1 and scenes < 1:
+            raise CommandError("nothing to write: ask for at least one imagette or scene")
         if out.exists() and any(out.iterdir()):
             raise CommandError(f"{out} exists and is not empty; choose a new folder")
         try:
-            truth = write_demo_imagettes(out, imagettes, seed=seed, layout=layout, size=size)
+            if imagettes:
+                truth = write_demo_imagettes(out, imagettes, seed=seed, layout=layout, size=size)
+                done = f"wrote {imagettes} imagettes ({layout}) to {out}; truth: {truth}"
+                self.stdout.write(self.style.SUCCESS(done))
+            if scenes:
+                written = write_demo_scenes(out, scenes, seed=seed, size=scene_size, zipped=zip_scenes)
+                self.stdout.write(self.style.SUCCESS(
+                    f"wrote {len(written)} EW GRD scenes ({scene_size} px) to {out / 'scenes'}; "
+                    f"truth: {out / 'scenes' / '.truth'}"))
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        self.stdout.write(self.style.SUCCESS(f"wrote {imagettes} imagettes ({layout}) to {out}; truth: {truth}"))
