@@ -1,4 +1,4 @@
-"""Readers that turn WV imagette files into records: SAFE products (folders or zips), GeoTIFFs and PNGs.
+"""Readers that turn files into records: WV imagettes (SAFE products, GeoTIFFs, PNGs), EW / IW GRD scenes, ice charts.
 
 Everything that comes in is untrusted: uploads, shared folders, archives. So every reader checks before it
 trusts: zips are inspected for path tricks and bombs before anything is read from them, raster sizes are
@@ -8,8 +8,10 @@ read in place through GDAL's /vsizip/.
 
 One module per part: `base` (the refusal and the limits), `record` (what a file's item becomes), `pixels` (dB,
 stretch, previews, bounded reads), `geo` (footprints, times and names), `raster` (GeoTIFF and PNG),
-`safe_source` (a SAFE folder or zip read in place) and `wv_safe` (Wave Mode products), `batch` (walking what
-came in). A new format (EW GRD, altimetry NetCDF) is a module of its own beside them, dispatched from `batch`.
+`safe_source` (a SAFE folder or zip read in place), `wv_safe` (Wave Mode products: imagettes), `s1_grd` (EW / IW
+GRD products: scenes), `ice_chart` with `sigrid3` (ice charts and their codes), `batch` (walking what came in and
+telling imagettes from scenes). A new format (altimetry NetCDF) is a module of its own beside them, dispatched
+from `batch`.
 """
 
 from annotations.readers.base import DEFAULT_LIMITS, IngestError, Limits
