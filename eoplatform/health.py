@@ -2,12 +2,16 @@
 
 Each check runs in a thread of its own with a deadline (CRYOLABEL_HEALTH_TIMEOUT_SECONDS, 2.5 s): an unreachable
 database can hold a connection attempt for half a minute or more (the pool's wait, the TCP timeout), and a probe
-that answers that late is no probe. A check still stuck from an earlier call is not started again: the answer is
-503 at once, so a load balancer polling a sick server does not pile threads up."""
+that answers that late is no probe. At most one check of each part runs at a time: a probe that arrives while one
+is under way and within its deadline waits for that one's answer (concurrent pollers share it: they used to get
+a 503 "still waiting" for a healthy server, 7-12 % of the polls under 50 clients); a check stuck beyond its
+deadline is not started again and the answer is 503 at once, so a load balancer polling a sick server does not
+pile threads up."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -50,14 +54,22 @@ class _Probe:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"health-{name}")
         self._lock = threading.Lock()
         self._running: Future | None = None
+        self._started = 0.0
 
     def __call__(self, timeout: float) -> str | None:
         with self._lock:
+            now = time.monotonic()
             if self._running is not None and not self._running.done():
-                return "did not answer (an earlier check is still waiting for it)"
-            self._running = future = self._executor.submit(lambda: self.check())
+                if now - self._started >= timeout:
+                    return "did not answer (an earlier check is still waiting for it)"
+                future = self._running  # under way and within its deadline: share its answer
+                wait = timeout - (now - self._started)
+            else:
+                self._started = now
+                self._running = future = self._executor.submit(lambda: self.check())
+                wait = timeout
         try:
-            return future.result(timeout=timeout)
+            return future.result(timeout=wait)
         except FutureTimeout:
             return f"did not answer within {timeout:g} s"
 

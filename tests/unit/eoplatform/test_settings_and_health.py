@@ -141,3 +141,35 @@ def test_healthz_answers_503_when_a_check_hangs_and_does_not_pile_up_threads(mon
         release.set()
     health._PROBES["database"]._running.result(60)
     assert health.healthz(rf.get("/healthz")).status_code == 200 and len(calls) == 2
+
+
+def test_concurrent_probes_share_the_check_under_way(monkeypatch, rf, settings):
+    """Pollers that arrive while a (healthy, slowish) check is under way wait for its answer: 200 for all of
+    them, one check run, no "still waiting" 503 for a healthy server."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from eoplatform import health
+
+    settings.CRYOLABEL_HEALTH_TIMEOUT_SECONDS = 30
+    started, release, calls = threading.Event(), threading.Event(), []
+
+    def slow():
+        calls.append(1)
+        started.set()
+        release.wait(30)
+        return None
+
+    monkeypatch.setattr(health, "check_database", slow)
+    monkeypatch.setattr(health, "check_broker", lambda: None)
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(health.healthz, rf.get("/healthz"))
+        assert started.wait(30)
+        others = [pool.submit(health.healthz, rf.get("/healthz")) for _ in range(3)]
+        # Release the check only once all four probes wait on it (the future's condition holds its waiters).
+        condition = health._PROBES["database"]._running._condition
+        while len(condition._waiters) < 4:
+            threading.Event().wait(0.01)
+        release.set()
+        statuses = [f.result(30).status_code for f in (first, *others)]
+    assert statuses == [200, 200, 200, 200] and len(calls) == 1
