@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: migrate the embedded SQLite database and create the demo users and data (demo_setup), then run
-# Daphne on 127.0.0.1:8000 and one Celery worker (both queues). Ctrl-C stops both.
+# `make demo`: Daphne on 127.0.0.1:8000 while the embedded SQLite database is migrated and the demo users and
+# data are created (demo_setup), then one Celery worker (both queues). Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -10,8 +10,6 @@ HOST=${CRYOLABEL_HOST:-127.0.0.1}
 PORT=${CRYOLABEL_PORT:-8000}
 LOG_DIR=${CRYOLABEL_VAR_DIR:-var}/log  # beside the demo's database and files
 mkdir -p "$LOG_DIR"
-
-$PY manage.py demo_setup  # migrates first
 
 worker_pid=""
 web_pid=""
@@ -24,13 +22,22 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
+# The web server starts beside the demo data (its ~2 s of imports use the core the data's single-threaded steps
+# leave idle; niced, so that it never slows them); the addresses are printed once the data are in (a page opened
+# earlier shows what is in so far). The worker starts after them: the jobs the simulated crowd queues must not
+# compete with it for the SQLite writer.
+nice -n 5 .venv/bin/daphne -b "$HOST" -p "$PORT" eoplatform.asgi:application &
+web_pid=$!
+
+$PY manage.py demo_setup  # migrates first
+
 .venv/bin/celery -A eoplatform worker -Q cpu,gpu --concurrency 1 -n "demo@%h" --loglevel INFO \
   >"$LOG_DIR/worker.log" 2>&1 &
 worker_pid=$!
 
 cat <<MSG
 
-  Cryolabel is starting on http://$HOST:$PORT/
+  Cryolabel is running on http://$HOST:$PORT/
     log in:    http://$HOST:$PORT/accounts/login/   (users above)
     jobs:      http://$HOST:$PORT/jobs/
     API docs:  http://$HOST:$PORT/api/docs/
@@ -38,6 +45,4 @@ cat <<MSG
   Worker log: $LOG_DIR/worker.log. Press Ctrl-C to stop.
 
 MSG
-.venv/bin/daphne -b "$HOST" -p "$PORT" eoplatform.asgi:application &
-web_pid=$!
 wait "$web_pid" || true
