@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from annotations import api
+from annotations import api, api_scenes
 
 urlpatterns = [
     path("imagettes/", api.ImagetteListApi.as_view(), name="imagette-list"),
@@ -17,4 +17,11 @@ urlpatterns = [
     path("consensus/run/", api.ConsensusRunApi.as_view(), name="consensus-run"),
     path("overview/", api.OverviewApi.as_view(), name="overview"),
     path("uploads/", api.UploadApi.as_view(), name="upload"),
+    path("scenes/", api_scenes.SceneListApi.as_view(), name="scene-list"),
+    path("scenes/<int:pk>/", api_scenes.SceneDetailApi.as_view(), name="scene-detail"),
+    # z, x, y as text: the service refuses what is not a tile address with a 400 that says why (with <int:> a
+    # negative or non-numeric one would find no route, a bare 404).
+    path("scenes/<int:pk>/tiles/<str:z>/<str:x>/<str:y>.<str:fmt>", api_scenes.SceneTileApi.as_view(),
+         name="scene-tile"),
+    path("", include("annotations.api_scene_polygons")),
 ]

@@ -46,6 +46,7 @@ ARCTIC = "EPSG:3413"  # NSIDC Sea Ice Polar Stereographic North
 ANTARCTIC = "EPSG:3976"  # NSIDC Sea Ice Polar Stereographic South
 GCP_CRS = CRS.from_epsg(4326)
 BLOCK_LINES = 512
+GDAL_CACHE_MB = 256
 WARP_BLOCK = 1024  # output pixels a side per warp call: ~12 MB of float32 for three bands
 COG_OPTIONS = {"COMPRESS": "DEFLATE", "PREDICTOR": "3", "BLOCKSIZE": "512", "OVERVIEW_RESAMPLING": "AVERAGE",
                "BIGTIFF": "IF_SAFER"}
@@ -184,8 +185,12 @@ def scene_ingest(product: GrdProduct, *, job=None) -> Scene | None:
     scratch = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{product.name}.partial-"))
     created = False
     try:
-        names, calibrated = _calibrated(product, scratch / "calibrated.tif")
-        bounds, res, width, height = _cog(scratch / "calibrated.tif", scratch / "scene.tif", product, crs, names)
+        # GDAL's block cache defaults to 5 % of the machine's memory: capped, a 10 000² product ingests in
+        # ~0.9 GB instead of ~1.9 GB (bench_tiles), whatever the machine.
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+            names, calibrated = _calibrated(product, scratch / "calibrated.tif")
+            bounds, res, width, height = _cog(scratch / "calibrated.tif", scratch / "scene.tif", product, crs,
+                                              names)
         (scratch / "calibrated.tif").unlink()
         os.chmod(scratch, 0o755)
         os.rename(scratch, final)

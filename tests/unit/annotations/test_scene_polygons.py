@@ -144,3 +144,35 @@ def _wait_for_a_lock_waiter() -> None:
                 return
         threading.Event().wait(0.01)
     raise AssertionError("the second editor never waited on the row lock")
+
+
+def test_the_polygon_api_draws_edits_and_deletes_and_answers_4xx_with_the_reason(scene, make_user, client) -> None:
+    drawer = make_user(Role.ANNOTATOR, "api-drawer")
+    base = f"/api/v1/scenes/{scene.pk}/polygons/"
+    assert client.get(base).status_code in (401, 403)  # anonymous
+    client.force_login(drawer)
+    created = client.post(base, {"geometry": _square(scene), "label": "ice", "sic": 60, "stage": "grey ice"},
+                          content_type="application/json")
+    assert created.status_code == 201, created.content
+    feature = created.json()
+    assert feature["properties"]["sic"] == 60 and feature["properties"]["author"] == "api-drawer"
+    listed = client.get(base).json()
+    assert [f["id"] for f in listed["features"]] == [feature["id"]] and listed["next_after"] is None
+
+    bad = client.post(base, {"geometry": _square(scene), "label": "ice", "sic": 140}, content_type="application/json")
+    assert bad.status_code == 400 and "sic" in bad.json()
+    outside = client.post(base, {"geometry": {"type": "Polygon", "coordinates": [[[10, 10], [11, 10], [11, 11],
+                                                                                     [10, 10]]]}, "label": "lead"},
+                          content_type="application/json")
+    assert outside.status_code == 400 and "outside" in outside.json()["detail"]
+    assert client.get(base + "?after=x").status_code == 400
+
+    one = f"/api/v1/scene-polygons/{feature['id']}/"
+    changed = client.patch(one, {"expected_version": 1, "sic": 75}, content_type="application/json")
+    assert changed.status_code == 200 and changed.json()["properties"]["version"] == 2
+    stale = client.patch(one, {"expected_version": 1, "sic": 10}, content_type="application/json")
+    assert stale.status_code == 409 and stale.json()["code"] == "conflict"
+    assert client.delete(one + "?expected_version=x").status_code == 400
+    assert client.delete(one + "?expected_version=2").status_code == 204
+    assert client.get(base).json()["features"] == []
+    assert ScenePolygon.objects.get().deleted_at is not None  # history kept
