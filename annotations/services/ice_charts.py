@@ -20,8 +20,9 @@ from shapely.geometry import mapping, shape
 
 from annotations.models import IceChart, Scene, ScenePolygon, ScenePolygonRevision
 from annotations.readers.ice_chart import ChartPolygon, read_ice_chart
+from annotations.services.scene_polygons import polygon_bbox
 
-__all__ = ["ChartImport", "ice_chart_import", "polygon_bbox"]
+__all__ = ["ChartImport", "ice_chart_import"]
 
 MIN_AREA_M2 = 1.0  # slivers left by clipping along a footprint's edge
 
@@ -38,11 +39,6 @@ class ChartImport:
                     "(nothing stored)")
         scenes = ", ".join(f"{key} ({n})" for key, n in sorted(self.per_scene.items()))
         return f"{self.chart.name}: {self.chart.n_stored} polygons stored on {len(self.per_scene)} scenes: {scenes}"
-
-
-def polygon_bbox(geometry: dict) -> dict:
-    minx, miny, maxx, maxy = shape(geometry).bounds
-    return {"min_x": minx, "min_y": miny, "max_x": maxx, "max_y": maxy}
 
 
 def _label(polygon: ChartPolygon) -> str | None:

@@ -23,13 +23,18 @@ from rasterio.warp import transform_geom
 from shapely.geometry import mapping, shape
 
 from annotations.models import Scene, ScenePolygon, ScenePolygonRevision
-from annotations.services.ice_charts import polygon_bbox
 
-__all__ = ["MAX_VERTICES", "PolygonConflict", "PolygonError", "polygon_create", "polygon_delete", "polygon_edit"]
+__all__ = ["MAX_VERTICES", "PolygonConflict", "PolygonError", "polygon_bbox", "polygon_create", "polygon_delete",
+           "polygon_edit"]
 
 MAX_VERTICES = 20_000
 FOOTPRINT_TOLERANCE_M = 50.0  # a vertex snapped onto the footprint's edge may fall a hair outside it
 STAGE_MAX = 40
+
+
+def polygon_bbox(geometry: dict) -> dict:
+    minx, miny, maxx, maxy = shape(geometry).bounds
+    return {"min_x": minx, "min_y": miny, "max_x": maxx, "max_y": maxy}
 
 
 class PolygonError(ValueError):
