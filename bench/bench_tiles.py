@@ -123,12 +123,12 @@ def gdal_cache_line() -> str:
 # ================================================================================================================
 def pick_tiles(scene, zooms: list[int], per_zoom: int, seed: int) -> list[tuple[int, int, int]]:
     """Tiles inside the swath (whole-scene zooms: touching it), `per_zoom` a zoom (repeated where fewer exist)."""
-    from shapely.geometry import box, shape
+    from shapely.geometry import box
 
-    from annotations.services.scene_ingest import footprint_in
+    from annotations.services.scene_polygons import footprint_in
     from annotations.tiles import tile_bounds
 
-    swath = shape(footprint_in(scene.crs, scene.footprint))
+    swath = footprint_in(scene.crs, scene.footprint)
     rng = random.Random(seed)
     picked = []
     for z in zooms:

@@ -20,7 +20,7 @@ from shapely.geometry import mapping, shape
 
 from annotations.models import IceChart, Scene, ScenePolygon, ScenePolygonRevision
 from annotations.readers.ice_chart import ChartPolygon, read_ice_chart
-from annotations.services.scene_polygons import polygon_bbox
+from annotations.services.scene_polygons import footprint_in, polygon_bbox
 
 __all__ = ["ChartImport", "ice_chart_import"]
 
@@ -74,7 +74,7 @@ def ice_chart_import(path: str | Path, *, layer: str | None = None, author=None,
         result = ChartImport(chart=record, notes=result_notes)
         stored = 0
         for scene in scenes:
-            footprint = shape(transform_geom("EPSG:4326", scene.crs, scene.footprint))
+            footprint = footprint_in(scene.crs, scene.footprint)
             footprint_lonlat = shape(scene.footprint)
             rows = []
             for polygon, label in labelled:

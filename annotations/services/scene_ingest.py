@@ -32,13 +32,13 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
-from rasterio.warp import reproject, transform_geom
+from rasterio.warp import reproject
 from rasterio.windows import Window
 from scipy.interpolate import LinearNDInterpolator, RegularGridInterpolator
 
 from annotations.models import Scene
 from annotations.readers.base import IngestError
-from annotations.readers.s1_grd import Gcp, GrdProduct
+from annotations.readers.s1_grd import Gcp, GrdProduct, dn_db
 
 __all__ = ["ARCTIC", "ANTARCTIC", "scene_crs", "scene_ingest"]
 
@@ -56,11 +56,6 @@ def scene_crs(footprint: dict) -> str:
     """The polar grid of a footprint: north of the equator EPSG:3413, else EPSG:3976."""
     ring = footprint["coordinates"][0]
     return ARCTIC if sum(p[1] for p in ring) / len(ring) >= 0 else ANTARCTIC
-
-
-def _rasterio_gcps(gcps: list[Gcp]) -> list[rasterio.control.GroundControlPoint]:
-    return [rasterio.control.GroundControlPoint(row=g.line, col=g.pixel, x=g.lon, y=g.lat, z=g.height)
-            for g in gcps]
 
 
 class _Incidence:
@@ -98,7 +93,7 @@ def _calibrated(product: GrdProduct, path: Path) -> tuple[list[str], bool]:
     incidence = _Incidence(first.gcps)
     profile = {"driver": "GTiff", "width": width, "height": height, "count": len(names), "dtype": "float32",
                "nodata": float("nan"), "tiled": True, "blockxsize": 512, "blockysize": 512,
-               "gcps": _rasterio_gcps(first.gcps), "crs": GCP_CRS}
+               "gcps": first.rio_gcps()[0], "crs": GCP_CRS}
     sources = [rasterio.open(band.measurement) for band in product.bands]
     try:
         for band, src in zip(product.bands, sources, strict=True):
@@ -112,11 +107,7 @@ def _calibrated(product: GrdProduct, path: Path) -> tuple[list[str], bool]:
                 window = Window(0, row, width, min(BLOCK_LINES, height - row))
                 for index, (band, src) in enumerate(zip(product.bands, sources, strict=True), start=1):
                     dn = src.read(1, window=window)
-                    if calibrated:
-                        db = band.sigma0_db(dn, window)
-                    else:
-                        with np.errstate(divide="ignore"):
-                            db = np.where(dn > 0, 20 * np.log10(dn.astype(np.float32)), np.nan).astype(np.float32)
+                    db = band.sigma0_db(dn, window) if calibrated else dn_db(dn)
                     out.write(db.astype(np.float32), index, window=window)
                 out.write(incidence.window(window), len(names), window=window)
     finally:
@@ -221,8 +212,3 @@ def scene_ingest(product: GrdProduct, *, job=None) -> Scene | None:
         if not created:
             shutil.rmtree(scratch, ignore_errors=True)
             shutil.rmtree(final, ignore_errors=True)
-
-
-def footprint_in(crs: str, footprint: dict) -> dict:
-    """A lon/lat GeoJSON geometry in the scene grid `crs` (metres)."""
-    return transform_geom("EPSG:4326", crs, footprint, precision=-1)

@@ -24,8 +24,8 @@ from shapely.geometry import mapping, shape
 
 from annotations.models import Scene, ScenePolygon, ScenePolygonRevision
 
-__all__ = ["MAX_VERTICES", "PolygonConflict", "PolygonError", "polygon_bbox", "polygon_create", "polygon_delete",
-           "polygon_edit"]
+__all__ = ["MAX_VERTICES", "PolygonConflict", "PolygonError", "footprint_in", "polygon_bbox", "polygon_create",
+           "polygon_delete", "polygon_edit"]
 
 MAX_VERTICES = 20_000
 FOOTPRINT_TOLERANCE_M = 50.0  # a vertex snapped onto the footprint's edge may fall a hair outside it
@@ -35,6 +35,11 @@ STAGE_MAX = 40
 def polygon_bbox(geometry: dict) -> dict:
     minx, miny, maxx, maxy = shape(geometry).bounds
     return {"min_x": minx, "min_y": miny, "max_x": maxx, "max_y": maxy}
+
+
+def footprint_in(crs: str, footprint: dict):
+    """A scene's lon/lat footprint as a shapely geometry in its grid `crs` (metres)."""
+    return shape(transform_geom("EPSG:4326", crs, footprint))
 
 
 class PolygonError(ValueError):
@@ -89,7 +94,7 @@ def _geometry(scene: Scene, geojson: Any) -> tuple[dict, dict, shapely.Geometry]
     grid = shape(transform_geom("EPSG:4326", scene.crs, mapping(lonlat)))
     if not grid.is_valid or grid.area <= 0:
         raise PolygonError("geometry has no area in the scene's grid")
-    footprint = shape(transform_geom("EPSG:4326", scene.crs, scene.footprint))
+    footprint = footprint_in(scene.crs, scene.footprint)
     if not grid.within(footprint.buffer(FOOTPRINT_TOLERANCE_M)):
         raise PolygonError("geometry lies (partly) outside the scene's footprint")
     geometry = mapping(grid)
