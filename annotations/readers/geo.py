@@ -22,6 +22,16 @@ def _polygon(lonlats: list[tuple[float, float]]) -> dict[str, Any]:
     return {"type": "Polygon", "coordinates": [ring]}
 
 
+def footprint_bbox(footprint: dict | None) -> dict[str, float]:
+    """min_lat, max_lat, min_lon, max_lon of a lon/lat GeoJSON polygon's outer ring (what the item tables index);
+    {} for none."""
+    if not footprint:
+        return {}
+    ring = footprint["coordinates"][0]
+    lons, lats = [p[0] for p in ring], [p[1] for p in ring]
+    return {"min_lat": min(lats), "max_lat": max(lats), "min_lon": min(lons), "max_lon": max(lons)}
+
+
 def _center(lonlats: list[tuple[float, float]]) -> tuple[float, float]:
     """Mean of corners as (lat, lon), correct across the antimeridian."""
     lons = np.array([p[0] for p in lonlats])

@@ -23,6 +23,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from annotations import hooks
 from annotations.models import Imagette
 from annotations.readers import DEFAULT_LIMITS, ImagetteRecord, IngestError, Limits, iter_records, preview_png
+from annotations.readers.geo import footprint_bbox
 from annotations.readers.s1_grd import GrdProduct
 from annotations.services.labels import imported_label_fields, imported_label_record
 from annotations.services.scene_ingest import scene_ingest
@@ -169,7 +170,7 @@ def ingest_record(record: ImagetteRecord, *, job=None, author=None, content_hash
             if Imagette.objects.filter(key=metadata["key"]).exists():
                 metadata["key"] = f"{record.key}#{digest[:12]}"  # same name, different pixels
                 _check_metadata(metadata)
-            bbox = _bbox(record.footprint)
+            bbox = footprint_bbox(record.footprint)
             mask = 0
             for slug in record.label_slugs:
                 mask |= 1 << class_by_slug(slug).index
@@ -204,14 +205,6 @@ def _format(record: ImagetteRecord) -> str:
     if record.kind == "safe":
         return "safe_zip" if str(record.source_path).lower().endswith(".zip") else "safe"
     return record.kind
-
-
-def _bbox(footprint: dict | None) -> dict:
-    if not footprint:
-        return {}
-    ring = footprint["coordinates"][0]
-    lons, lats = [p[0] for p in ring], [p[1] for p in ring]
-    return {"min_lat": min(lats), "max_lat": max(lats), "min_lon": min(lons), "max_lon": max(lons)}
 
 
 def ingest_paths(

@@ -38,6 +38,7 @@ from scipy.interpolate import LinearNDInterpolator, RegularGridInterpolator
 
 from annotations.models import Scene
 from annotations.readers.base import IngestError
+from annotations.readers.geo import footprint_bbox
 from annotations.readers.s1_grd import Gcp, GrdProduct, dn_db
 
 __all__ = ["ARCTIC", "ANTARCTIC", "scene_crs", "scene_ingest"]
@@ -186,17 +187,14 @@ def scene_ingest(product: GrdProduct, *, job=None) -> Scene | None:
         (scratch / "calibrated.tif").unlink()
         os.chmod(scratch, 0o755)
         os.rename(scratch, final)
-        ring = product.footprint["coordinates"][0]
-        lons, lats = [p[0] for p in ring], [p[1] for p in ring]
         with transaction.atomic():
             scene = Scene.objects.create(
                 key=product.name, source_path=str(product.path)[:1000],
                 source_format="safe_zip" if str(product.path).lower().endswith(".zip") else "safe",
                 mission=product.mission[:4], mode=product.mode[:4], product_type=product.product_type[:8],
                 polarisations=" ".join(product.polarisations)[:20], acquisition_start=product.start,
-                acquisition_stop=product.stop, footprint=product.footprint, min_lat=min(lats), max_lat=max(lats),
-                min_lon=min(lons), max_lon=max(lons), crs=crs, bounds=bounds, width=width, height=height,
-                pixel_size=res, bands=names, calibrated=calibrated,
+                acquisition_stop=product.stop, footprint=product.footprint, **footprint_bbox(product.footprint),
+                crs=crs, bounds=bounds, width=width, height=height, pixel_size=res, bands=names, calibrated=calibrated,
                 cog=str((final / "scene.tif").relative_to(media)), size_bytes=(final / "scene.tif").stat().st_size,
                 ingest_job=job,
             )
