@@ -112,4 +112,8 @@ def activation_decide(*, val_score: float | None, baseline: Baseline | None, met
 
 
 def pct(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.1f} %"
+    """A share as a percentage, as every share-valued metric is shown (training.specs.Metric.format)."""
+    return _SHARE.format(value)
+
+
+_SHARE = Metric("share", "share")
