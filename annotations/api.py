@@ -265,7 +265,7 @@ class OverviewApi(APIView):
 
 
 class UploadApi(APIView):
-    """Admins upload files (SAFE zips, GeoTIFF, PNG); an ingest job takes them in."""
+    """Admins upload files (SAFE zips, GeoTIFF, PNG, ice charts); an ingest job takes them in."""
 
     permission_classes = [CanIngest]
     parser_classes = [MultiPartParser]

@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import HasCapability
 from annotations.models import Scene, ScenePolygon
+from annotations.selectors import polygon_feature
 from annotations.services.scene_polygons import (
     PolygonConflict,
     PolygonError,
@@ -30,16 +31,6 @@ from annotations.services.scene_polygons import (
 )
 
 MAX_POLYGONS = 5000  # per answer; a scene with more is read in pages (?after=<id>)
-
-
-def polygon_feature(polygon: ScenePolygon) -> dict:
-    return {
-        "type": "Feature", "id": polygon.pk, "geometry": polygon.geometry_lonlat,
-        "properties": {"label": polygon.label, "sic": polygon.sic, "stage": polygon.stage, "source": polygon.source,
-                       "version": polygon.version, "author": polygon.author.username if polygon.author else None,
-                       "chart": polygon.chart_id, "area_m2": polygon.area_m2,
-                       "updated_at": polygon.updated_at.isoformat()},
-    }
 
 
 class PolygonIn(serializers.Serializer):

@@ -1,4 +1,4 @@
-"""Reads on imagettes, votes and labels."""
+"""Reads on imagettes, votes and labels, and on a scene's polygons."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from django.db.models import Count, Q, QuerySet, prefetch_related_objects
 
 from annotations import hooks
 from annotations.consensus import annotator_accuracy
-from annotations.models import Consensus, ConsensusRun, GoldLabel, Imagette, Vote
+from annotations.models import Consensus, ConsensusRun, GoldLabel, Imagette, ScenePolygon, Vote
 from annotations.wv_classes import WV_CLASSES, class_by_slug
 
 
@@ -138,3 +138,22 @@ def with_active_prediction(items: list[Imagette]) -> list[Imagette]:
     else:
         prefetch_related_objects(items, prefetch)
     return items
+
+
+def polygon_feature(polygon: ScenePolygon) -> dict:
+    """A scene polygon as the map draws it: a GeoJSON Feature in lon/lat with its label, SIC, stage, source and
+    version (the API and the /ws/scenes/<id>/ socket send the same; `deleted` only on the socket)."""
+    return {
+        "type": "Feature", "id": polygon.pk, "geometry": polygon.geometry_lonlat,
+        "properties": {"label": polygon.label, "sic": polygon.sic, "stage": polygon.stage, "source": polygon.source,
+                       "version": polygon.version, "author": polygon.author.username if polygon.author else None,
+                       "chart": polygon.chart_id, "area_m2": polygon.area_m2,
+                       "updated_at": polygon.updated_at.isoformat()},
+    }
+
+
+def scene_polygons_changed(scene_id: int, since) -> list[ScenePolygon]:
+    """The scene's polygons created, edited or deleted at or after `since` (deleted ones included: a soft delete
+    bumps updated_at), oldest change first."""
+    return list(ScenePolygon.objects.filter(scene_id=scene_id, updated_at__gte=since).select_related("author")
+                .order_by("updated_at", "pk"))

@@ -38,10 +38,10 @@ if TYPE_CHECKING:
     from morecantile import TileMatrixSet
     from rio_tiler.models import ImageData
 
-__all__ = ["DB_LIMITS", "DEFAULT_DB", "FORMATS", "LAYERS", "MAX_ZOOM", "MIN_ZOOM", "POLAR_GRIDS", "RATIO_DB",
-           "TILE_SIZE", "SceneImageUnavailable", "TileParams", "TileRequestError", "cog_path", "native_zoom",
-           "polar_tms", "read_tile", "render_tile", "scene_tile", "scene_tile_for", "tile_address", "tile_bounds",
-           "tile_etag", "tile_params"]
+__all__ = ["DB_LIMITS", "DEFAULT_DB", "FORMATS", "LAYERS", "MAX_ZOOM", "MIN_ZOOM", "POLAR_GRIDS", "POLAR_PROJ4",
+           "RATIO_DB", "TILE_SIZE", "SceneImageUnavailable", "TileParams", "TileRequestError", "cog_path",
+           "native_zoom", "polar_grid_specs", "polar_tms", "read_tile", "render_tile", "scene_tile", "scene_tile_for",
+           "tile_address", "tile_bounds", "tile_etag", "tile_params"]
 
 POLAR_EXTENT_M = 5_242_880.0  # half the side of the square each grid covers: 2**20 * 5 m
 TILE_SIZE = 256
@@ -59,6 +59,18 @@ RENDER_VERSION = "1"  # in every ETag: bump it when what a tile looks like chang
 
 
 POLAR_GRIDS = {"EPSG:3413": "NSIDCNorth", "EPSG:3976": "NSIDCSouth"}
+# The same planes for the browser's proj4 (Proj4Leaflet): what pyproj gives as CRS.to_proj4() for each.
+POLAR_PROJ4 = {
+    "EPSG:3413": "+proj=stere +lat_0=90 +lat_ts=70 +lon_0=-45 +x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs",
+    "EPSG:3976": "+proj=stere +lat_0=-90 +lat_ts=-70 +lon_0=0 +x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs",
+}
+
+
+def polar_grid_specs() -> list[dict]:
+    """The tile grids as the polar map page builds its Leaflet CRS from them (no second copy of the numbers)."""
+    return [{"crs": crs, "name": name, "pole": "north" if crs == "EPSG:3413" else "south", "proj4": POLAR_PROJ4[crs],
+             "extent": POLAR_EXTENT_M, "tile_size": TILE_SIZE, "min_zoom": MIN_ZOOM, "max_zoom": MAX_ZOOM}
+            for crs, name in POLAR_GRIDS.items()]
 
 
 @functools.cache

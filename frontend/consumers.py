@@ -1,8 +1,9 @@
-"""/ws/jobs/: every change of the jobs a user may see, read from the job rows.
+"""Websockets that follow rows: /ws/jobs/ (every change of the jobs a user may see) and /ws/scenes/<id>/ (every
+polygon created, edited or deleted on a scene, by anyone: people working on one scene see each other's edits).
 
-One code path for both modes: the socket reads changed rows from the database every
-JOBS_POLL_SECONDS, and sooner when a `jobs.changed` nudge arrives over the channel layer (which
-crosses processes only with Redis). The rows are the truth; the nudge only shortens the wait.
+One code path for both modes: a socket reads changed rows from the database every JOBS_POLL_SECONDS, and sooner
+when a `rows.changed` nudge arrives over the channel layer (jobs.notify.nudge; it crosses processes only with
+Redis). The rows are the truth; the nudge only shortens the wait.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ from datetime import timedelta
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.utils import timezone
 
+from accounts.roles import perm
+from annotations.models import Scene
+from annotations.selectors import polygon_feature, scene_polygons_changed
+from annotations.services.scene_polygons import scene_group
 from jobs.notify import JOBS_GROUP
 from jobs.selectors import jobs_changed_since
 from jobs.serializers import JobSerializer
@@ -22,58 +28,116 @@ from jobs.serializers import JobSerializer
 # Rows committed slightly out of timestamp order are still caught: each poll looks this far back
 # and sends only what differs from what the socket already sent.
 OVERLAP = timedelta(seconds=5)
+LOGGED_OUT, FORBIDDEN, NOT_FOUND = 4401, 4403, 4404  # close codes the pages tell apart (no reconnecting after them)
 
 
-class JobsConsumer(AsyncJsonWebsocketConsumer):
+class RowsConsumer(AsyncJsonWebsocketConsumer):
+    """Follow the rows of `self.group`: `rows_since(since)` (sync, None for the first read) gives (key, stamp, row)
+    triples, and a row goes out (`message(row)`) when its stamp differs from the one last sent for its key."""
+
+    group = ""
+
     async def connect(self):
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            # Accept, then close with 4401, so the page can tell "logged out" from "server down".
-            await self.accept()
-            await self.close(code=4401)
+        await self.accept()  # accepted first, then closed with a code: a page tells "refused" from "server down"
+        refused = await self.refused()
+        if refused:
+            await self.close(code=refused)
             return
-        await self.accept()
-        self.sent: dict[int, str] = {}
+        self.sent: dict = {}
         self.cursor = None
         self.wake = asyncio.Event()
         if self.channel_layer is not None:
-            await self.channel_layer.group_add(JOBS_GROUP, self.channel_name)
-        jobs = await self._changed()
-        await self.send_json({"type": "snapshot", "jobs": jobs})
+            await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.send_json(self.opening(await self._changed()))
         self.poller = asyncio.create_task(self._poll())
 
     async def disconnect(self, code):
         poller = getattr(self, "poller", None)
         if poller is not None:
             poller.cancel()
-        if self.channel_layer is not None and getattr(self, "channel_name", None):
-            await self.channel_layer.group_discard(JOBS_GROUP, self.channel_name)
+        if self.channel_layer is not None and getattr(self, "channel_name", None) and self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def jobs_changed(self, event):
+    async def rows_changed(self, event):
         self.wake.set()
+
+    async def refused(self) -> int | None:
+        user = self.scope.get("user")
+        return LOGGED_OUT if user is None or not user.is_authenticated else None
+
+    def opening(self, messages: list[dict]) -> dict:
+        """The first message, from the messages of the first read."""
+        raise NotImplementedError
+
+    def message(self, row) -> dict:
+        raise NotImplementedError
+
+    def rows_since(self, since) -> list[tuple]:
+        raise NotImplementedError
 
     async def _poll(self):
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=settings.JOBS_POLL_SECONDS)
             self.wake.clear()
-            for job in await self._changed():
-                await self.send_json({"type": "job", "job": job})
+            for message in await self._changed():
+                await self.send_json(message)
 
     @database_sync_to_async
     def _changed(self) -> list[dict]:
         since = None if self.cursor is None else self.cursor - OVERLAP
-        rows = jobs_changed_since(self.scope["user"], since)
         fresh = []
-        for row in rows:
-            stamp = row.updated_at.isoformat()
-            if self.sent.get(row.pk) != stamp:
-                self.sent[row.pk] = stamp
-                fresh.append(JobSerializer(row).data)
-            if self.cursor is None or row.updated_at > self.cursor:
-                self.cursor = row.updated_at
+        for key, stamp, updated_at, row in self.rows_since(since):
+            if self.sent.get(key) != stamp:
+                self.sent[key] = stamp
+                fresh.append(self.message(row))
+            if self.cursor is None or updated_at > self.cursor:
+                self.cursor = updated_at
         if self.cursor is None:
-            from django.utils import timezone
-
             self.cursor = timezone.now()
         return fresh
+
+
+class JobsConsumer(RowsConsumer):
+    """On connection a snapshot of the user's jobs, then each change."""
+
+    group = JOBS_GROUP
+
+    def opening(self, messages):
+        return {"type": "snapshot", "jobs": [message["job"] for message in messages]}
+
+    def message(self, row):
+        return {"type": "job", "job": JobSerializer(row).data}
+
+    def rows_since(self, since):
+        return [(row.pk, row.updated_at.isoformat(), row.updated_at, row)
+                for row in jobs_changed_since(self.scope["user"], since)]
+
+
+class ScenePolygonsConsumer(RowsConsumer):
+    """Whoever may label may follow a scene. On connection {"type": "ready"}: the page then reads the polygons over
+    the API (GET /api/v1/scenes/<id>/polygons/; a change made between the two arrives on both, and the page keeps
+    the higher version); then {"type": "polygon", "feature": ..., "deleted": bool} for every change."""
+
+    async def refused(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            return LOGGED_OUT
+        if not await database_sync_to_async(user.has_perm)(perm("label")):
+            return FORBIDDEN
+        self.scene_id = int(self.scope["url_route"]["kwargs"]["pk"])
+        if not await Scene.objects.filter(pk=self.scene_id).aexists():
+            return NOT_FOUND
+        self.group = scene_group(self.scene_id)
+        return None
+
+    def opening(self, messages):
+        return {"type": "ready", "scene": self.scene_id}
+
+    def message(self, polygon):
+        return {"type": "polygon", "feature": polygon_feature(polygon), "deleted": polygon.deleted_at is not None}
+
+    def rows_since(self, since):
+        if since is None:  # the page reads the current polygons over the API: only what changes from now on
+            return []
+        return [(row.pk, row.version, row.updated_at, row) for row in scene_polygons_changed(self.scene_id, since)]

@@ -12,5 +12,7 @@ urlpatterns = [
     path("models/", views.models_page, name="models"),
     path("review/", views.review_page, name="review"),
     path("map/", views.map_page, name="map"),
+    path("scenes/", views.scenes_page, name="scenes"),
+    path("scenes/<int:pk>/", views.scenes_page, name="scene"),
     path("export/", views.export_page, name="export"),
 ]

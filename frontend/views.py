@@ -10,6 +10,9 @@ from django.shortcuts import render
 
 from accounts.roles import ROLE_CAPABILITIES, Role, perm
 from accounts.services import user_role
+from annotations.models import ScenePolygon
+from annotations.readers.sigrid3 import STAGES
+from annotations.tiles import DB_LIMITS, DEFAULT_DB, polar_grid_specs
 from annotations.wv_classes import WV_CLASSES
 from jobs.registry import job_kinds
 from training.specs import IMAGETTE_NETWORK
@@ -111,3 +114,21 @@ def map_page(request):
 def export_page(request):
     """Admins: versioned exports of a curated snapshot (ImageFolder, CSV, STAC), as a job with a download link."""
     return render(request, "frontend/export.html", {"classes": _classes()})
+
+
+# How the polar map draws each polygon class, and the key that picks it.
+POLYGON_CLASSES = {ScenePolygon.Label.ICE: ("i", "#e8f1f8"), ScenePolygon.Label.LEAD: ("l", "#e4572e"),
+                   ScenePolygon.Label.WATER: ("w", "#1f4e79")}
+
+
+@role_required("label")
+def scenes_page(request, pk: int | None = None):
+    """The polar map: Extra Wide scenes on their polar stereographic grid, their HH / HV / false-colour tiles, and the
+    ice / lead / open-water polygons people draw on them with a sea-ice concentration, live between people."""
+    setup = {
+        "grids": polar_grid_specs(), "scene": pk, "db_limits": DB_LIMITS, "default_db": DEFAULT_DB,
+        "classes": [{"value": label.value, "name": label.label, "key": key, "color": color}
+                    for label, (key, color) in POLYGON_CLASSES.items()],
+        "stages": sorted(set(STAGES.values()), key=list(STAGES.values()).index),
+    }
+    return render(request, "frontend/scenes.html", {"setup": setup, "polygon_classes": setup["classes"]})

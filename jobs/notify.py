@@ -1,4 +1,5 @@
-"""Wake the /ws/jobs/ sockets after a job row changed.
+"""Wake the websockets that follow rows (the jobs of /ws/jobs/, a scene's polygons on /ws/scenes/<id>/) after
+those rows changed.
 
 The sockets always read the rows themselves; this only makes them look sooner. With Redis
 (channels_redis) the nudge crosses processes; in the embedded mode it reaches the sockets of the
@@ -16,11 +17,17 @@ JOBS_GROUP = "jobs"
 log = logging.getLogger(__name__)
 
 
-def notify_jobs_changed(job_id: int) -> None:
+def nudge(group: str, event_type: str, **fields) -> None:
+    """Send `event_type` to the sockets of `group`; a lost nudge only delays them by one poll, so it never fails
+    the caller."""
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(JOBS_GROUP, {"type": "jobs.changed", "job_id": job_id})
-    except Exception:  # a lost nudge only delays the browser by one poll; never fail a job for it
-        log.warning("could not notify websocket clients of job %s", job_id, exc_info=True)
+        async_to_sync(layer.group_send)(group, {"type": event_type, **fields})
+    except Exception:
+        log.warning("could not nudge the websockets of %s", group, exc_info=True)
+
+
+def notify_jobs_changed(job_id: int) -> None:
+    nudge(JOBS_GROUP, "rows.changed", job_id=job_id)

@@ -23,6 +23,10 @@ copy() {  # copy PACKAGE FILE... : node_modules/PACKAGE/FILE -> vendor/PACKAGE/F
 # Natural Earth land (1:50m and 1:110m) as TopoJSON, and the client that turns it into GeoJSON.
 copy world-atlas land-50m.json land-110m.json LICENSE
 copy topojson-client dist/topojson-client.min.js LICENSE
+# The polar map: proj4 + Proj4Leaflet give Leaflet the polar stereographic grids, Leaflet-Geoman draws and edits.
+copy proj4 dist/proj4.js LICENSE.md
+copy proj4leaflet src/proj4leaflet.js LICENSE
+copy @geoman-io/leaflet-geoman-free dist/leaflet-geoman.min.js dist/leaflet-geoman.css LICENSE
 
 chmod -R a+rX "$tmp"
 rm -rf "$DEST.old"

@@ -1,11 +1,14 @@
-"""Walking what came in (files, folders, SAFE products, TenGeoP-SARwv trees, exports) into records (an
-ImagetteRecord per imagette, a GrdProduct per EW / IW GRD scene), and the ground truth sidecar of the demo data."""
+"""Walking what came in (files, folders, SAFE products, TenGeoP-SARwv trees, exports, ice charts) into records (an
+ImagetteRecord per imagette, a GrdProduct per EW / IW GRD scene, a ChartFile per ice chart), and the ground truth
+sidecar of the demo data."""
 
 from __future__ import annotations
 
 import csv
 import os
+import zipfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from annotations.readers.base import (
@@ -24,6 +27,34 @@ from annotations.readers.s1_grd import GrdProduct, is_grd_safe, read_grd_safe
 from annotations.readers.wv_safe import _iter_safe
 from annotations.wv_classes import class_by_name
 
+# Ice charts (SIGRID-3, read by annotations.readers.ice_chart, which needs pyogrio: imported by the job, not here)
+# are told by their content: a GeoPackage is SQLite, a shapefile's .shp starts with its file code 9994, a GeoJSON
+# with '{', a zipped shapefile is a zip holding a .shp and no SAFE manifest.
+_GPKG_MAGIC = b"SQLite format 3\x00"
+_SHP_MAGIC = b"\x00\x00\x27\x0a"
+CHART_EXTS = {".gpkg", ".geojson", ".shp"}  # walked; a .json only when named (sidecars are JSON too)
+
+
+@dataclass(frozen=True)
+class ChartFile:
+    """An ice chart found among what came in: the ingest imports it onto the scenes it overlaps, after the batch's
+    scenes are in."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def _zip_holds_shapefile(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n.lower() for n in zf.namelist()]
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return any(n.endswith(".shp") for n in names) and not any(n.endswith("manifest.safe") for n in names)
+
 
 def _labels_from_folder(folder: Path) -> tuple[str, ...]:
     """TenGeoP (F..O) or ImageFolder (class name or slug) layouts label a file by its parent folder."""
@@ -37,27 +68,34 @@ def _is_safe_dir(path: Path) -> bool:
     return path.name.upper().endswith(".SAFE") or (path / "manifest.safe").is_file()
 
 
-def _file_records(
-    path: Path, key: str, labels: tuple[str, ...], limits: Limits
-) -> Iterator[ImagetteRecord | GrdProduct | IngestError]:
+Found = ImagetteRecord | GrdProduct | ChartFile | IngestError
+
+
+def _file_records(path: Path, key: str, labels: tuple[str, ...], limits: Limits) -> Iterator[Found]:
     """Dispatch one file on its content (magic bytes), not its name."""
     try:
         head = _magic(path)
-        if head.startswith(_ZIP_MAGIC):
+        if head.startswith(_ZIP_MAGIC) and _zip_holds_shapefile(path):
+            yield ChartFile(path)
+        elif head.startswith(_ZIP_MAGIC):
             yield from _safe_records(path, limits)
+        elif head.startswith((_GPKG_MAGIC, _SHP_MAGIC)) or (
+                path.suffix.lower() in (".geojson", ".json") and head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")):
+            yield ChartFile(path)
         elif head.startswith(_TIFF_MAGIC):
             yield read_geotiff(path, key=key, label_slugs=labels, limits=limits)
         elif head.startswith(_PNG_MAGIC):
             yield read_png(path, key=key, label_slugs=labels, limits=limits)
         else:
-            yield IngestError(f"{path.name} is not a GeoTIFF, PNG or SAFE product: {_describe_bytes(head)}", path)
+            yield IngestError(f"{path.name} is not a GeoTIFF, PNG, SAFE product or ice chart: {_describe_bytes(head)}",
+                              path)
     except IngestError as e:
         yield e.at(path)
     except OSError as e:
         yield IngestError(f"cannot read {path.name}: {e.strerror or e}", path)
 
 
-def _safe_records(path: Path, limits: Limits) -> Iterator[ImagetteRecord | GrdProduct | IngestError]:
+def _safe_records(path: Path, limits: Limits) -> Iterator[Found]:
     """A SAFE product (folder or zip) by what its own metadata says it is: a GRD (EW, IW) is one scene, a Wave
     Mode product one imagette per vignette."""
     if is_grd_safe(path):
@@ -66,7 +104,7 @@ def _safe_records(path: Path, limits: Limits) -> Iterator[ImagetteRecord | GrdPr
         yield from _iter_safe(path, limits)
 
 
-def _safe_dir_records(path: Path, limits: Limits) -> Iterator[ImagetteRecord | GrdProduct | IngestError]:
+def _safe_dir_records(path: Path, limits: Limits) -> Iterator[Found]:
     try:
         yield from _safe_records(path, limits)
     except IngestError as e:
@@ -77,14 +115,16 @@ def _safe_dir_records(path: Path, limits: Limits) -> Iterator[ImagetteRecord | G
 
 def iter_records(
     paths: str | Path | Iterable[str | Path], *, limits: Limits = DEFAULT_LIMITS
-) -> Iterator[ImagetteRecord | GrdProduct | IngestError]:
-    """Every imagette under `paths` (files and folders, walked recursively in name order), and an IngestError
-    (with .path) for every file that cannot be read, so one bad file never stops a batch.
+) -> Iterator[Found]:
+    """Every imagette, scene and ice chart under `paths` (files and folders, walked recursively in name order), and
+    an IngestError (with .path) for every file that cannot be read, so one bad file never stops a batch.
 
     SAFE folders and zips give, by their own metadata, one GrdProduct (an EW / IW GRD scene) or one record per
     imagette (Wave Mode); GeoTIFFs and PNGs one imagette each, labelled when their
-    folder is a TenGeoP letter (F..O) or a class name/slug. When walking, files that are not .tif/.tiff/.png/.zip
-    (CSV, JSON, XML sidecars) and hidden entries are skipped; a file named explicitly is always reported on.
+    folder is a TenGeoP letter (F..O) or a class name/slug; GeoPackages, shapefiles (also zipped) and GeoJSON files
+    a ChartFile each. When walking, files that are not .tif/.tiff/.png/.zip/.gpkg/.shp/.geojson (CSV, JSON, XML
+    sidecars, a shapefile's .dbf/.shx/.prj) and hidden entries are skipped; a file named explicitly is always
+    reported on.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
@@ -124,7 +164,7 @@ def _export_manifest(folder: Path) -> dict[str, tuple[str, ...]] | None:
         raise IngestError(f"{path.name} cannot be read: {e}", path) from e
 
 
-def _walk(root: Path, limits: Limits) -> Iterator[ImagetteRecord | GrdProduct | IngestError]:
+def _walk(root: Path, limits: Limits) -> Iterator[Found]:
     manifests: dict[Path, tuple[Path, dict[str, tuple[str, ...]]] | None] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
@@ -146,7 +186,7 @@ def _walk(root: Path, limits: Limits) -> Iterator[ImagetteRecord | GrdProduct | 
         for name in sorted(filenames):
             f = here / name
             ext = f.suffix.lower()
-            if name.startswith(".") or ext not in _RASTER_EXTS | _ZIP_EXTS:
+            if name.startswith(".") or ext not in _RASTER_EXTS | _ZIP_EXTS | CHART_EXTS:
                 continue
             if f.is_symlink():
                 yield IngestError(f"{name} is a symbolic link: skipped", f)

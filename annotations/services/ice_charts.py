@@ -20,7 +20,7 @@ from shapely.geometry import mapping, shape
 
 from annotations.models import IceChart, Scene, ScenePolygon, ScenePolygonRevision
 from annotations.readers.ice_chart import ChartPolygon, read_ice_chart
-from annotations.services.scene_polygons import footprint_in, polygon_bbox
+from annotations.services.scene_polygons import footprint_in, polygon_bbox, scene_polygons_nudge
 
 __all__ = ["ChartImport", "ice_chart_import"]
 
@@ -102,6 +102,7 @@ def ice_chart_import(path: str | Path, *, layer: str | None = None, author=None,
                 for row in created
             ])  # fmt: skip
             result.per_scene[scene.key] = len(created)
+            scene_polygons_nudge(scene.pk)
             stored += len(created)
         record.n_stored = stored
         record.save(update_fields=["n_stored"])

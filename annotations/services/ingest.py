@@ -23,6 +23,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from annotations import hooks
 from annotations.models import Imagette
 from annotations.readers import DEFAULT_LIMITS, ImagetteRecord, IngestError, Limits, iter_records, preview_png
+from annotations.readers.batch import CHART_EXTS, ChartFile
 from annotations.readers.geo import footprint_bbox
 from annotations.readers.s1_grd import GrdProduct
 from annotations.services.labels import imported_label_fields, imported_label_record
@@ -30,13 +31,14 @@ from annotations.services.scene_ingest import scene_ingest
 from annotations.wv_classes import class_by_slug
 
 PREVIEW_MAX_SIDE = 512
-INGESTIBLE_SUFFIXES = {".tif", ".tiff", ".png", ".zip"}
+INGESTIBLE_SUFFIXES = {".tif", ".tiff", ".png", ".zip", *CHART_EXTS}
 
 
 @dataclass
 class IngestReport:
     created: list[int] = field(default_factory=list)  # imagettes
     scenes: list[int] = field(default_factory=list)
+    charts: list[dict] = field(default_factory=list)  # {"chart": id, "name", "stored": polygons, "scenes": n}
     duplicates: list[str] = field(default_factory=list)
     labelled: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
@@ -44,19 +46,22 @@ class IngestReport:
     def as_dict(self) -> dict:
         return {
             "created": len(self.created), "scenes": len(self.scenes), "duplicates": len(self.duplicates),
-            "labelled": self.labelled, "errors": [{"path": p, "reason": r} for p, r in self.errors],
+            "charts": self.charts, "labelled": self.labelled,
+            "errors": [{"path": p, "reason": r} for p, r in self.errors],
             "message": self.summary(),
         }
 
     @property
     def taken(self) -> int:
         """Items of any kind this ingest made."""
-        return len(self.created) + len(self.scenes)
+        return len(self.created) + len(self.scenes) + len(self.charts)
 
     def summary(self) -> str:
         parts = [f"{len(self.created)} imagettes ingested"]
         if self.scenes:
             parts.append(f"{len(self.scenes)} scenes")
+        for chart in self.charts:
+            parts.append(f"ice chart {chart['name']}: {chart['stored']} polygons on {chart['scenes']} scenes")
         if self.labelled:
             parts.append(f"{self.labelled} with imported labels")
         if self.duplicates:
@@ -222,7 +227,12 @@ def ingest_paths(
 
 def _ingest_each(paths, report: IngestReport, *, limits: Limits, job, author,
                  progress: Callable[[int, str], None] | None) -> None:
+    charts: list[ChartFile] = []
+    index = 0
     for index, found in enumerate(iter_records([Path(p) for p in paths], limits=limits), start=1):
+        if isinstance(found, ChartFile):
+            charts.append(found)  # imported after the batch's scenes are in: a chart uploaded with them lands on them
+            continue
         if isinstance(found, IngestError):
             report.errors.append((str(found.path or ""), found.reason))
         elif isinstance(found, GrdProduct):  # an EW / IW GRD product: a scene (annotations.services.scene_ingest)
@@ -250,6 +260,23 @@ def _ingest_each(paths, report: IngestReport, *, limits: Limits, job, author,
                     report.labelled += bool(found.label_slugs)
         if progress is not None:
             progress(index, report.summary())
+    for done, chart in enumerate(charts, start=index + 1):
+        _chart_import(chart, report, job=job, author=author)
+        if progress is not None:
+            progress(done, report.summary())
+
+
+def _chart_import(chart: ChartFile, report: IngestReport, *, job, author) -> None:
+    """An ice chart onto the scenes it overlaps (annotations.services.ice_charts: one transaction, whole or not)."""
+    from annotations.services.ice_charts import ice_chart_import  # pyogrio (and pandas): workers only
+
+    try:
+        result = ice_chart_import(chart.path, author=author, job=job)
+    except IngestError as exc:
+        report.errors.append((str(exc.path or chart.path), exc.reason))
+    else:
+        report.charts.append({"chart": result.chart.pk, "name": result.chart.name, "stored": result.chart.n_stored,
+                              "scenes": len(result.per_scene), "summary": result.summary()})
 
 
 def count_candidates(paths: Iterable[str | Path]) -> int:

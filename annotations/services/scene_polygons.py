@@ -8,6 +8,8 @@ inside the scene's footprint. It is stored in the scene's grid (metres, what ras
 Concurrency: an edit or a delete names the version it was made on (`expected_version`); the row is locked and a
 newer version refuses the change (PolygonConflict: someone else edited it meanwhile), so two people editing one
 polygon never silently overwrite each other. The last committed change is the polygon; every one is a revision.
+Once a change is committed, the scene's /ws/scenes/<id>/ sockets are nudged (`scene_polygons_nudge`): the others
+working on the scene see it within a poll, sooner with the nudge.
 """
 
 from __future__ import annotations
@@ -23,13 +25,24 @@ from rasterio.warp import transform_geom
 from shapely.geometry import mapping, shape
 
 from annotations.models import Scene, ScenePolygon, ScenePolygonRevision
+from jobs.notify import nudge
 
 __all__ = ["MAX_VERTICES", "PolygonConflict", "PolygonError", "footprint_in", "polygon_bbox", "polygon_create",
-           "polygon_delete", "polygon_edit"]
+           "polygon_delete", "polygon_edit", "scene_group", "scene_polygons_nudge"]
 
 MAX_VERTICES = 20_000
 FOOTPRINT_TOLERANCE_M = 50.0  # a vertex snapped onto the footprint's edge may fall a hair outside it
 STAGE_MAX = 40
+
+
+def scene_group(scene_id: int) -> str:
+    """The channel-layer group of the sockets following a scene's polygons."""
+    return f"scene-{int(scene_id)}"
+
+
+def scene_polygons_nudge(scene_id: int) -> None:
+    """After the current transaction commits (never for a rolled-back change), wake the scene's sockets."""
+    transaction.on_commit(lambda: nudge(scene_group(scene_id), "rows.changed"))
 
 
 def polygon_bbox(geometry: dict) -> dict:
@@ -122,6 +135,7 @@ def polygon_create(*, scene: Scene, geometry: Any, label: Any, sic: Any = None, 
         **polygon_bbox(grid_geometry), area_m2=grid.area, source=ScenePolygon.Source.PERSON,
         author=author if _person(author) else None, version=1)
     _revision(polygon, ScenePolygonRevision.Action.CREATED, author)
+    scene_polygons_nudge(scene.pk)
     return polygon
 
 
@@ -156,6 +170,7 @@ def polygon_edit(*, polygon_id: int, expected_version: int, author=None, geometr
     polygon.source = ScenePolygon.Source.PERSON  # a person's edit makes it theirs (a chart polygon included)
     polygon.save()
     _revision(polygon, ScenePolygonRevision.Action.EDITED, author)
+    scene_polygons_nudge(polygon.scene_id)
     return polygon
 
 
@@ -167,4 +182,5 @@ def polygon_delete(*, polygon_id: int, expected_version: int, author=None) -> Sc
     polygon.deleted_at = timezone.now()
     polygon.save(update_fields=["version", "deleted_at", "updated_at"])
     _revision(polygon, ScenePolygonRevision.Action.DELETED, author)
+    scene_polygons_nudge(polygon.scene_id)
     return polygon

@@ -10,7 +10,8 @@ from pathlib import Path
 from django.conf import settings
 
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-ACCEPTED = (".zip", ".tif", ".tiff", ".png")
+# Products and imagettes; ice charts (GeoPackage, GeoJSON, a shapefile with its sidecars, or zipped).
+ACCEPTED = (".zip", ".tif", ".tiff", ".png", ".gpkg", ".geojson", ".json", ".shp", ".shx", ".dbf", ".prj", ".cpg")
 
 
 class UploadRefused(ValueError):
