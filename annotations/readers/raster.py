@@ -16,11 +16,12 @@ from annotations.readers.pixels import _check_size, _gdal_reason, _png_values, _
 from annotations.readers.record import ImagetteRecord
 
 
-def _magic(path: Path) -> bytes:
-    """The first bytes, which say what a file is whatever its name claims."""
+def _magic(path: Path, size: int = 64) -> bytes:
+    """The first bytes, which say what a file is whatever its name claims (a GeoPackage's SQLite header is 16 bytes;
+    a GeoJSON's '{' may follow a BOM and some white space)."""
     try:
         with open(path, "rb") as f:
-            return f.read(8)
+            return f.read(size)
     except OSError as e:
         raise IngestError(f"cannot read {path.name}: {e.strerror or e}", path) from e
 

@@ -33,6 +33,8 @@ def store_uploads(files) -> Path:
     try:
         for upload in files:
             name = SAFE_NAME.sub("_", Path(upload.name).name).lstrip(".") or "upload"
+            if name.lower().endswith(".json"):  # the ingest walks the folder, where a .json (a sidecar) is skipped:
+                name = name[:-5] + ".geojson"  # one uploaded on its own is a chart in GeoJSON
             with open(folder / name, "wb") as out:
                 for chunk in upload.chunks():
                     out.write(chunk)

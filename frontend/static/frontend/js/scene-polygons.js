@@ -36,10 +36,11 @@ export function describe(properties, classes) {
 }
 
 export class PolygonStore {
-  constructor(map, classes, { onSelect, onChange } = {}) {
+  constructor(map, classes, { onSelect, onChange, renderer } = {}) {
     this.map = map;
     this.classes = classes;
     this.group = L.featureGroup().addTo(map);
+    this.renderer = renderer || L.canvas({ padding: 0.5, tolerance: 3 });
     this.layers = new Map(); // id -> L.Polygon (its .feature is the server's feature)
     this.selected = null;
     this.onSelect = onSelect || (() => {});
@@ -61,7 +62,7 @@ export class PolygonStore {
   upsert(feature) {
     const known = this.layers.get(feature.id);
     if (known && known.feature.properties.version >= feature.properties.version) return known;
-    const layer = L.GeoJSON.geometryToLayer(feature, { pmIgnore: false, snapIgnore: false });
+    const layer = L.GeoJSON.geometryToLayer(feature, { pmIgnore: false, snapIgnore: false, renderer: this.renderer });
     layer.feature = feature;
     layer.setStyle(polygonStyle(feature.properties, this.selected === feature.id));
     layer.bindTooltip(() => describe(layer.feature.properties, this.classes), { sticky: true, opacity: 0.9 });

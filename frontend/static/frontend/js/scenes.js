@@ -56,12 +56,15 @@ function buildMap(pole) {
   const map = createMap(gridOf(pole));
   state.map = map;
   state.tiles = null;
-  state.store = new PolygonStore(map, setup.classes, { onSelect: (f) => form.selected(f) });
+  // One canvas for the footprints and the polygons (hundreds from a chart: no SVG node each), so that a click
+  // finds the topmost of them: a polygon over its scene's footprint.
+  const renderer = L.canvas({ padding: 0.5, tolerance: 3 });
+  state.store = new PolygonStore(map, setup.classes, { onSelect: (f) => form.selected(f), renderer });
   state.draw = drawing(map, state.store, form, { status, sceneId: () => state.scene && state.scene.id });
   state.footprints = L.featureGroup().addTo(map);
   for (const scene of state.scenes.filter((s) => poleOf(s) === pole)) {
     const outline = L.geoJSON(scene.footprint, {
-      style: { color: "#0b6e99", weight: 1.5, fill: true, fillOpacity: 0.04, dashArray: "6 4" }, pmIgnore: true,
+      style: { color: "#0b6e99", weight: 1.5, fill: true, fillOpacity: 0.04, dashArray: "6 4" }, pmIgnore: true, renderer,
     });
     outline.bindTooltip(sceneLabel(scene), { sticky: true });
     outline.on("click", () => {
@@ -179,5 +182,15 @@ async function start() {
   if (first) await choose(first.id);
   else app.dataset.state = "ready";
 }
+
+// For the browser tests and the console: where a lon/lat is on the map (page pixels), and what the store holds.
+window.cryolabelScenes = {
+  pagePoint(lat, lon) {
+    const p = state.map.latLngToContainerPoint([lat, lon]);
+    const box = $("map").getBoundingClientRect();
+    return { x: box.left + p.x, y: box.top + p.y };
+  },
+  features: () => (state.store ? [...state.store.layers.values()].map((l) => l.feature) : []),
+};
 
 start();
