@@ -16,9 +16,11 @@ from jobs.services import JobReporter
 
 
 def import_roots() -> list[Path]:
-    """Where a web request may point an ingest job: the upload folder, and the folders of CRYOLABEL_IMPORT_ROOTS.
-    (The command line reads any path its user can.)"""
-    return [Path(settings.MEDIA_ROOT) / "uploads", *(Path(p) for p in settings.CRYOLABEL_IMPORT_ROOTS)]
+    """Where a web request may point an ingest job: the upload folder, the demo's own data (`make demo` writes them
+    under VAR_DIR/demo and queues their ingest) and the folders of CRYOLABEL_IMPORT_ROOTS. (The command line reads
+    any path its user can.)"""
+    return [Path(settings.MEDIA_ROOT) / "uploads", Path(settings.VAR_DIR) / "demo",
+            *(Path(p) for p in settings.CRYOLABEL_IMPORT_ROOTS)]
 
 
 def path_importable(path: str | Path) -> bool:

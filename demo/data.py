@@ -149,3 +149,20 @@ def demo_set_make(*, root: Path, demo_set: DemoSet) -> str:
     (folder / INGESTED).touch()
     summary = out.getvalue().strip().splitlines()[-1]
     return f"{demo_set.name}: {demo_set.count} imagettes ({demo_set.layout}, {demo_set.size} px); {summary}"
+
+
+DEMO_SCENE_SIZE = 2000  # px; ~4 s of ingest each on one core, done by the worker after the platform is up
+
+
+def demo_scenes_write(*, root: Path, count: int, size: int = DEMO_SCENE_SIZE) -> tuple[Path, Path]:
+    """The demo's EW scenes (`root/scenes/`, same bytes every time) and the synthetic ice chart of them
+    (`root/charts/`, for a user to upload from the polar map); written once. Returns (scenes folder, chart)."""
+    from demo.synthetic import write_demo_scenes
+    from demo.synthetic.ice_chart import CHART_NAME, write_demo_chart
+
+    scenes, chart = root / "scenes", root / "charts" / CHART_NAME
+    if not (scenes / ".truth" / "scenes.json").exists():  # written last: a set cut short is written again
+        write_demo_scenes(root, count, seed=0, size=size)
+    if not chart.exists():
+        write_demo_chart(scenes, chart)
+    return scenes, chart

@@ -11,6 +11,7 @@ that the demo has a chart a user can upload from the polar map page and see land
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,9 @@ def _scene_polygons(truth_tif: Path, pixel_spacing_m: float) -> list[tuple[shape
         sic = src.read(1)
     block = max(1, int(round(BLOCK_M / pixel_spacing_m)))
     rows, cols = sic.shape[0] // block, sic.shape[1] // block
-    coarse = np.nanmean(sic[:rows * block, :cols * block].reshape(rows, block, cols, block), axis=(1, 3))
+    with warnings.catch_warnings():  # a block wholly outside the swath is NaN, as it should be
+        warnings.simplefilter("ignore", RuntimeWarning)
+        coarse = np.nanmean(sic[:rows * block, :cols * block].reshape(rows, block, cols, block), axis=(1, 3))
     tenths = _tenths(coarse)
     transformer = GCPTransformer(gcps)
     found = []

@@ -59,7 +59,7 @@ def demo_filled(transactional_db, settings, tmp_path):
     export, which the demo makes only once someone trains and exports."""
     settings.VAR_DIR = tmp_path / "var"
     settings.MEDIA_ROOT = tmp_path / "media"
-    call_command("demo_setup", labelled=40, unlabelled=24, crowd_items=12, gold=4, workers=1, verbosity=0)
+    call_command("demo_setup", labelled=40, unlabelled=24, crowd_items=12, gold=4, workers=1, scenes=0, verbosity=0)
     snapshot = kinds.part("imagettes", "snapshot_create")(note="migration test")
     version = ModelVersion.objects.create(network="classifier", number=1, snapshot=snapshot, checkpoint="v1.pt",
                                           val_score=0.5, is_active=True)

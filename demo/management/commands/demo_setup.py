@@ -22,11 +22,15 @@ class Command(BaseCommand):
         parser.add_argument("--crowd-items", type=int, default=200,
                             help="items the simulated crowd labels to their k votes (0: no simulated crowd)")
         parser.add_argument("--gold", type=int, default=24, help="imported imagettes made gold for the crowd")
+        parser.add_argument("--scenes", type=int, default=3,
+                            help="EW scenes written now and ingested by the worker once it starts (0: none)")
+        parser.add_argument("--scene-size", type=int, default=2000, help="their side in pixels")
         parser.add_argument("--workers", type=int, default=0,
                             help="processes writing and ingesting the demo data (0: one per usable CPU, up to 4)")
 
-    def handle(self, *args, labelled: int, unlabelled: int, crowd_items: int, gold: int, workers: int, **options):
-        from annotations.models import Imagette
+    def handle(self, *args, labelled: int, unlabelled: int, crowd_items: int, gold: int, workers: int, scenes: int,
+               scene_size: int, **options):
+        from annotations.models import Imagette, Scene
         from demo.crowd import (
             CROWD,
             consensus_imports_warm,
@@ -35,9 +39,9 @@ class Command(BaseCommand):
             crowd_pending,
             crowd_simulate,
         )
-        from demo.data import demo_data_ensure, demo_sets
+        from demo.data import demo_data_ensure, demo_scenes_write, demo_sets
 
-        if min(labelled, unlabelled, crowd_items, gold, workers) < 0:
+        if min(labelled, unlabelled, crowd_items, gold, workers, scenes) < 0:
             raise CommandError("counts must not be negative")
         # The schema first, in this process (`make demo` starts one Python process fewer: ~2-5 s on two cores).
         call_command("migrate", interactive=False, verbosity=0)
@@ -49,6 +53,7 @@ class Command(BaseCommand):
             return
         simulate = crowd_items > 0 and crowd_pending()
         hashes = {}
+        written = []  # the scenes' future
         with ThreadPoolExecutor(2, thread_name_prefix="demo") as threads:
 
             def meanwhile() -> None:
@@ -58,11 +63,15 @@ class Command(BaseCommand):
                     hashes.update(crowd_password_hashes(threads))
                 if simulate:
                     threads.submit(consensus_imports_warm)
+                if scenes:
+                    written.append(threads.submit(demo_scenes_write, root=root, count=scenes, size=scene_size))
 
             truth_files = demo_data_ensure(root=root, sets=demo_sets(labelled=labelled, unlabelled=unlabelled),
                                            workers=workers or None, report=self.stdout.write, started=meanwhile)
             crowd = (crowd_simulate(truth_files=truth_files, items=crowd_items, gold=gold, password_hashes=hashes)
                      if crowd_items > 0 else None)
+        if written:
+            self._scenes_queue(*written[0].result(), Scene)
         if crowd_items > 0:
             self.stdout.write("Simulated crowd, ordinary annotators (username / password / role / how they label):")
             for persona in CROWD:
@@ -85,3 +94,21 @@ class Command(BaseCommand):
             ))
         elif simulate:
             self.stdout.write("No simulated crowd: the queue holds imagettes the demo's ground truth does not know.")
+
+    def _scenes_queue(self, folder: Path, chart: Path, scene_model) -> None:
+        """The demo scenes go to the worker as an ingest job (the platform is up meanwhile; they appear on the polar
+        map as the job takes them in), unless they are in already."""
+        from jobs.models import Job
+        from jobs.services import job_submit
+
+        pending = Job.objects.filter(kind="ingest", params__paths=[str(folder)],
+                                     state__in=[Job.State.QUEUED, Job.State.RUNNING]).first()
+        if scene_model.objects.exists():
+            self.stdout.write(f"Scenes: {scene_model.objects.count()} on the polar map (/scenes/).")
+        elif pending is not None:  # queued by an earlier start, the worker has not taken it yet
+            self.stdout.write(f"Scenes: the demo's EW scenes are queued for ingest (job {pending.pk}).")
+        else:
+            job = job_submit(kind="ingest", params={"paths": [str(folder)]}, reason="the demo's Extra Wide scenes")
+            self.stdout.write(f"Scenes: the demo's EW scenes are queued for ingest (job {job.pk}); they appear on "
+                              "the polar map (/scenes/) within a minute of the worker's start.")
+        self.stdout.write(f"An ice chart of them to upload from that page (admin): {chart}")

@@ -28,9 +28,16 @@ def _state() -> tuple:
 def test_demo_setup_makes_data_and_crowd_once(fast, settings, tmp_path):
     settings.VAR_DIR, settings.MEDIA_ROOT = tmp_path, tmp_path / "media"
     out = io.StringIO()
-    call_command("demo_setup", labelled=12, unlabelled=30, crowd_items=6, gold=4, workers=1, stdout=out)
+    call_command("demo_setup", labelled=12, unlabelled=30, crowd_items=6, gold=4, workers=1, scenes=2, scene_size=128,
+                 stdout=out)
 
     text = out.getvalue()
+    # The scenes are written now and queued for the worker (an ingest job of the demo folder), their chart left
+    # for a user to upload from the polar map.
+    scene_job = Job.objects.get(kind="ingest", params__paths=[str(tmp_path / "demo" / "scenes")])
+    assert scene_job.state == Job.State.QUEUED and f"queued for ingest (job {scene_job.pk})" in text
+    assert len(list((tmp_path / "demo" / "scenes").glob("*.SAFE"))) == 2
+    assert (tmp_path / "demo" / "charts" / "demo_ice_chart_20201102.geojson").is_file()
     assert "crowd8     crowd8-demo     annotator  careless" in text
     assert Imagette.objects.filter(label_source=Imagette.LabelSource.IMPORTED).count() == 12
     imported = Imagette.objects.filter(label_source=Imagette.LabelSource.IMPORTED).first()
@@ -41,7 +48,8 @@ def test_demo_setup_makes_data_and_crowd_once(fast, settings, tmp_path):
     made = _state()
 
     again = io.StringIO()
-    call_command("demo_setup", labelled=12, unlabelled=30, crowd_items=6, gold=4, workers=1, stdout=again)
+    call_command("demo_setup", labelled=12, unlabelled=30, crowd_items=6, gold=4, workers=1, scenes=2, scene_size=128,
+                 stdout=again)
     assert _state() == made
     assert "crowd1     crowd1-demo" in again.getvalue()
 
