@@ -57,9 +57,9 @@ class IngestReport:
         return len(self.created) + len(self.scenes) + len(self.charts)
 
     def summary(self) -> str:
-        parts = [f"{len(self.created)} imagettes ingested"]
+        parts = [f"{len(self.created)} imagettes ingested"] if self.created or not (self.scenes or self.charts) else []
         if self.scenes:
-            parts.append(f"{len(self.scenes)} scenes")
+            parts.append(f"{len(self.scenes)} scenes ingested")
         for chart in self.charts:
             parts.append(f"ice chart {chart['name']}: {chart['stored']} polygons on {chart['scenes']} scenes")
         if self.labelled:
