@@ -24,6 +24,8 @@ import io
 import math
 import os
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,8 +42,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DB_LIMITS", "DEFAULT_DB", "FORMATS", "LAYERS", "MAX_ZOOM", "MIN_ZOOM", "POLAR_GRIDS", "POLAR_PROJ4",
            "RATIO_DB", "TILE_SIZE", "SceneImageUnavailable", "TileParams", "TileRequestError", "cog_path",
-           "native_zoom", "polar_grid_specs", "polar_tms", "read_tile", "render_tile", "scene_tile", "scene_tile_for",
-           "tile_address", "tile_bounds", "tile_etag", "tile_params"]
+           "native_zoom", "open_cogs_close", "polar_grid_specs", "polar_tms", "read_tile", "render_tile", "scene_tile",
+           "scene_tile_for", "tile_address", "tile_bounds", "tile_etag", "tile_params"]
 
 POLAR_EXTENT_M = 5_242_880.0  # half the side of the square each grid covers: 2**20 * 5 m
 TILE_SIZE = 256
@@ -230,6 +232,39 @@ def native_zoom(pixel_size: float) -> int:
     return min(MAX_ZOOM, max(MIN_ZOOM, zoom))
 
 
+OPEN_COGS_PER_THREAD = 8
+_open_cogs = threading.local()
+
+
+def _open_cog(path: Path | str):
+    """The COG opened for reading, kept open for the next tiles of this thread (rasterio datasets are not shared
+    between threads): a map asks for the tiles of a view together, and opening a COG per tile costs ~1.3 ms and
+    GDAL's block cache of it (a 512 px block holds four tiles of a zoom). Keyed on the file's identity (size,
+    modification time, inode): a COG written again is opened afresh; the least recently used closes first."""
+    import rasterio
+
+    stat = os.stat(path)
+    key = (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    cache: OrderedDict = getattr(_open_cogs, "datasets", None) or OrderedDict()
+    _open_cogs.datasets = cache
+    dataset = cache.pop(key, None)
+    if dataset is None or dataset.closed:
+        for stale in [k for k in cache if k[0] == key[0]]:  # the same path, an older file
+            cache.pop(stale).close()
+        dataset = rasterio.open(path)
+    cache[key] = dataset
+    while len(cache) > OPEN_COGS_PER_THREAD:
+        cache.popitem(last=False)[1].close()
+    return dataset
+
+
+def open_cogs_close() -> None:
+    """Close this thread's open COGs (tests; a process that is done with tiles)."""
+    cache = getattr(_open_cogs, "datasets", None) or {}
+    while cache:
+        cache.popitem()[1].close()
+
+
 def read_tile(path: Path | str, crs: str, z: int, x: int, y: int, indexes: tuple[int, ...]) -> ImageData | None:
     """The tile's float32 values of `indexes` (rio-tiler: the windows it needs, overviews at low zoom), masked where
     there is no data; None when the tile misses the file. SceneImageUnavailable when the file cannot be read."""
@@ -239,11 +274,12 @@ def read_tile(path: Path | str, crs: str, z: int, x: int, y: int, indexes: tuple
     from rio_tiler.io import Reader
 
     try:
-        with Reader(str(path), tms=polar_tms()[crs]) as src:
+        dataset = _open_cog(path)
+        with Reader(str(path), dataset=dataset, tms=polar_tms()[crs]) as src:  # leaves the dataset open
             return src.tile(x, y, z, indexes=indexes)
     except TileOutsideBounds:
         return None
-    except rasterio.errors.RasterioError as error:
+    except (rasterio.errors.RasterioError, OSError) as error:
         raise SceneImageUnavailable(f"{path}: {error}") from error
 
 

@@ -154,10 +154,33 @@ def test_a_low_zoom_tile_reads_an_overview(scene, monkeypatch):
         src.read()  # every full-resolution block
     full = counted["bytes"]
     counted["bytes"] = 0
+    tiles.open_cogs_close()  # the tiles keep COGs open: this one is opened again, through the counting opener
     xmin, ymin, xmax, ymax = scene.bounds
     x, y = _tile_at((xmin + xmax) / 2, (ymin + ymax) / 2, 3)  # 1 310 km a tile: the whole scene in ~100 px
     assert scene_tile(scene, 3, x, y) is not None
     assert 0 < counted["bytes"] < full / 2, (counted["bytes"], full)  # the 2x overview: a quarter of the pixels
+
+
+def test_the_open_cog_is_kept_per_thread_and_opened_afresh_when_rewritten(scene, tmp_path):
+    """Tiles keep their COG open (tiles.read_tile): the next tile of the same file reuses the dataset, a file written
+    again (new size or time) is opened afresh and the old handle closed, and at most OPEN_COGS_PER_THREAD stay."""
+    tiles.open_cogs_close()
+    path = tiles.cog_path(scene)
+    first = tiles._open_cog(path)
+    assert tiles._open_cog(path) is first
+    copy = tmp_path / "copy.tif"
+    copy.write_bytes(path.read_bytes())
+    before = tiles._open_cog(copy)
+    copy.write_bytes(path.read_bytes() + b"\0" * 16)  # re-written: another size
+    after = tiles._open_cog(copy)
+    assert after is not before and before.closed and not after.closed
+    for n in range(tiles.OPEN_COGS_PER_THREAD + 2):
+        other = tmp_path / f"other{n}.tif"
+        other.write_bytes(path.read_bytes())
+        tiles._open_cog(other)
+    assert len(tiles._open_cogs.datasets) == tiles.OPEN_COGS_PER_THREAD and first.closed
+    tiles.open_cogs_close()
+    assert not tiles._open_cogs.datasets and after.closed
 
 
 def test_webp(scene):
