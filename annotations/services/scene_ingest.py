@@ -40,6 +40,7 @@ from annotations.models import Scene
 from annotations.readers.base import IngestError
 from annotations.readers.geo import footprint_bbox
 from annotations.readers.s1_grd import Gcp, GrdProduct, dn_db
+from eoplatform.threads import job_threads_plan
 
 __all__ = ["ARCTIC", "ANTARCTIC", "scene_crs", "scene_ingest"]
 
@@ -47,7 +48,7 @@ ARCTIC = "EPSG:3413"  # NSIDC Sea Ice Polar Stereographic North
 ANTARCTIC = "EPSG:3976"  # NSIDC Sea Ice Polar Stereographic South
 GCP_CRS = CRS.from_epsg(4326)
 BLOCK_LINES = 512
-GDAL_CACHE_MB = 256
+GDAL_CACHE_BYTES = 256 * 1024**2  # rasterio.Env takes GDAL_CACHEMAX in bytes (256 alone was 256 bytes: no cache)
 WARP_BLOCK = 1024  # output pixels a side per warp call: ~12 MB of float32 for three bands
 COG_OPTIONS = {"COMPRESS": "DEFLATE", "PREDICTOR": "3", "BLOCKSIZE": "512", "OVERVIEW_RESAMPLING": "AVERAGE",
                "BIGTIFF": "IF_SAFER"}
@@ -138,6 +139,7 @@ def _cog(calibrated: Path, out: Path, product: GrdProduct, crs: str, names: list
     them within a tenth of a pixel (in lon/lat it was off by up to ~10 px over a 400 km scene at 75 N)."""
     gcps, gcp_crs = product.bands[0].rio_gcps(crs)
     transform, width, height, res = _grid(gcps)
+    threads = job_threads_plan().intra_op
     warped = out.with_name("warped.tif")
     profile = {"driver": "GTiff", "width": width, "height": height, "count": len(names), "dtype": "float32",
                "crs": gcp_crs, "transform": transform, "nodata": float("nan"), "tiled": True, "blockxsize": 512,
@@ -152,9 +154,9 @@ def _cog(calibrated: Path, out: Path, product: GrdProduct, crs: str, names: list
                 reproject(source=rasterio.band(src, list(range(1, len(names) + 1))), destination=block, gcps=gcps,
                           src_crs=gcp_crs, src_nodata=float("nan"), dst_transform=rasterio.windows.transform(
                               window, transform), dst_crs=gcp_crs, dst_nodata=float("nan"),
-                          resampling=Resampling.bilinear)
+                          resampling=Resampling.bilinear, num_threads=threads)
                 dst.write(block, window=window)
-    rasterio.shutil.copy(warped, out, driver="COG", **COG_OPTIONS)
+    rasterio.shutil.copy(warped, out, driver="COG", NUM_THREADS=str(threads), **COG_OPTIONS)
     warped.unlink()
     with rasterio.open(out) as cog:
         if list(cog.descriptions) != names:
@@ -177,10 +179,10 @@ def scene_ingest(product: GrdProduct, *, job=None) -> Scene | None:
     scratch = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{product.name}.partial-"))
     created = False
     try:
-        # GDAL's block cache defaults to 5 % of the machine's memory: within this environment a 10 000² product
-        # ingests in ~0.63 GB instead of ~1.96 GB, whatever the machine, but in 180 s instead of 88 s on two cores
-        # (the same with a 1 GB cache, so not the cache's size: to be found; see bench/README.md, bench_tiles).
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        # GDAL's block cache defaults to 5 % of the machine's memory (3.2 GB on a 64 GB machine): capped, the ingest's
+        # memory stays the same on every machine. Its threads (the warp, the COG's compression) are the CPUs the
+        # job may use (eoplatform.threads: affinity, cgroup quota, the worker's concurrency).
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES, GDAL_NUM_THREADS=str(job_threads_plan().intra_op)):
             names, calibrated = _calibrated(product, scratch / "calibrated.tif")
             bounds, res, width, height = _cog(scratch / "calibrated.tif", scratch / "scene.tif", product, crs,
                                               names)
