@@ -18,6 +18,7 @@ with the parameter and the reason, which the API answers as a 400.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -232,37 +233,57 @@ def native_zoom(pixel_size: float) -> int:
     return min(MAX_ZOOM, max(MIN_ZOOM, zoom))
 
 
-OPEN_COGS_PER_THREAD = 8
-_open_cogs = threading.local()
+OPEN_COGS = 8  # datasets kept open in a process, all COGs together
+_open_cogs: OrderedDict = OrderedDict()  # file identity -> idle datasets of it, least recently used first
+_open_cogs_lock = threading.Lock()
 
 
+@contextlib.contextmanager
 def _open_cog(path: Path | str):
-    """The COG opened for reading, kept open for the next tiles of this thread (rasterio datasets are not shared
-    between threads): a map asks for the tiles of a view together, and opening a COG per tile costs ~1.3 ms and
-    GDAL's block cache of it (a 512 px block holds four tiles of a zoom). Keyed on the file's identity (size,
-    modification time, inode): a COG written again is opened afresh; the least recently used closes first."""
+    """The COG opened for reading, from the process's pool of open datasets: a map asks for the tiles of a view
+    together, and opening a COG per tile costs ~1.3 ms and GDAL's block cache of it (a 512 px block holds four
+    tiles of a zoom). A dataset serves one thread at a time (rasterio's are not thread-safe): it is taken from the
+    pool, used, and put back; the pool is per process, not per thread, because an ASGI server runs each request's
+    synchronous code on a thread of its own. Keyed on the file's identity (size, modification time, inode): a COG
+    written again is opened afresh and the old handles closed; past OPEN_COGS the least recently used close."""
     import rasterio
 
     stat = os.stat(path)
     key = (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
-    cache: OrderedDict = getattr(_open_cogs, "datasets", None) or OrderedDict()
-    _open_cogs.datasets = cache
-    dataset = cache.pop(key, None)
-    if dataset is None or dataset.closed:
-        for stale in [k for k in cache if k[0] == key[0]]:  # the same path, an older file
-            cache.pop(stale).close()
+    stale, dataset = [], None
+    with _open_cogs_lock:
+        for other in [k for k in _open_cogs if k[0] == key[0] and k != key]:  # the same path, an older file
+            stale += _open_cogs.pop(other)
+        idle = _open_cogs.get(key)
+        if idle:
+            dataset = idle.pop()
+    for old in stale:
+        old.close()
+    if dataset is None:
         dataset = rasterio.open(path)
-    cache[key] = dataset
-    while len(cache) > OPEN_COGS_PER_THREAD:
-        cache.popitem(last=False)[1].close()
-    return dataset
+    try:
+        yield dataset
+    finally:
+        closing = []
+        with _open_cogs_lock:
+            _open_cogs.setdefault(key, []).append(dataset)
+            _open_cogs.move_to_end(key)
+            while sum(len(v) for v in _open_cogs.values()) > OPEN_COGS:
+                oldest = next(iter(_open_cogs))
+                closing.append(_open_cogs[oldest].pop(0))
+                if not _open_cogs[oldest]:
+                    del _open_cogs[oldest]
+        for old in closing:
+            old.close()
 
 
 def open_cogs_close() -> None:
-    """Close this thread's open COGs (tests; a process that is done with tiles)."""
-    cache = getattr(_open_cogs, "datasets", None) or {}
-    while cache:
-        cache.popitem()[1].close()
+    """Close the pool's idle COGs (tests; a process that is done with tiles)."""
+    with _open_cogs_lock:
+        idle = [dataset for datasets in _open_cogs.values() for dataset in datasets]
+        _open_cogs.clear()
+    for dataset in idle:
+        dataset.close()
 
 
 def read_tile(path: Path | str, crs: str, z: int, x: int, y: int, indexes: tuple[int, ...]) -> ImageData | None:
@@ -274,9 +295,8 @@ def read_tile(path: Path | str, crs: str, z: int, x: int, y: int, indexes: tuple
     from rio_tiler.io import Reader
 
     try:
-        dataset = _open_cog(path)
-        with Reader(str(path), dataset=dataset, tms=polar_tms()[crs]) as src:  # leaves the dataset open
-            return src.tile(x, y, z, indexes=indexes)
+        with _open_cog(path) as dataset, Reader(str(path), dataset=dataset, tms=polar_tms()[crs]) as src:
+            return src.tile(x, y, z, indexes=indexes)  # the Reader leaves a dataset it was given open
     except TileOutsideBounds:
         return None
     except (rasterio.errors.RasterioError, OSError) as error:

@@ -161,26 +161,31 @@ def test_a_low_zoom_tile_reads_an_overview(scene, monkeypatch):
     assert 0 < counted["bytes"] < full / 2, (counted["bytes"], full)  # the 2x overview: a quarter of the pixels
 
 
-def test_the_open_cog_is_kept_per_thread_and_opened_afresh_when_rewritten(scene, tmp_path):
-    """Tiles keep their COG open (tiles.read_tile): the next tile of the same file reuses the dataset, a file written
-    again (new size or time) is opened afresh and the old handle closed, and at most OPEN_COGS_PER_THREAD stay."""
+def test_open_cogs_are_pooled_and_opened_afresh_when_rewritten(scene, tmp_path):
+    """Tiles take their COG from a pool of open datasets (tiles._open_cog): the next tile of the same file reuses
+    the dataset (from any thread), two at once get two, a file written again (another size or time) is opened
+    afresh and its old handle closed, and at most OPEN_COGS stay open."""
     tiles.open_cogs_close()
     path = tiles.cog_path(scene)
-    first = tiles._open_cog(path)
-    assert tiles._open_cog(path) is first
+    with tiles._open_cog(path) as first, tiles._open_cog(path) as second:  # two at once: two handles
+        assert second is not first
+    with tiles._open_cog(path) as again:
+        assert again in (first, second) and not again.closed
     copy = tmp_path / "copy.tif"
     copy.write_bytes(path.read_bytes())
-    before = tiles._open_cog(copy)
+    with tiles._open_cog(copy) as before:
+        pass
     copy.write_bytes(path.read_bytes() + b"\0" * 16)  # re-written: another size
-    after = tiles._open_cog(copy)
-    assert after is not before and before.closed and not after.closed
-    for n in range(tiles.OPEN_COGS_PER_THREAD + 2):
+    with tiles._open_cog(copy) as after:
+        assert after is not before and before.closed
+    for n in range(tiles.OPEN_COGS + 2):
         other = tmp_path / f"other{n}.tif"
         other.write_bytes(path.read_bytes())
-        tiles._open_cog(other)
-    assert len(tiles._open_cogs.datasets) == tiles.OPEN_COGS_PER_THREAD and first.closed
+        with tiles._open_cog(other):
+            pass
+    assert sum(len(v) for v in tiles._open_cogs.values()) == tiles.OPEN_COGS and first.closed and second.closed
     tiles.open_cogs_close()
-    assert not tiles._open_cogs.datasets and after.closed
+    assert not tiles._open_cogs and after.closed
 
 
 def test_webp(scene):
