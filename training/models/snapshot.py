@@ -52,3 +52,35 @@ class SnapshotItem(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.snapshot_id}:{self.imagette_id} {self.split}"
+
+
+class SnapshotScene(models.Model):
+    """A scene of a snapshot of scenes, with its split (a scene is never in two splits)."""
+
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="scenes")
+    scene = models.ForeignKey("annotations.Scene", on_delete=models.PROTECT, related_name="snapshot_scenes")
+    split = models.CharField(max_length=5, choices=SnapshotItem.Split.choices)
+    polygons = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["snapshot", "scene"], name="snapshot_scene_once")]
+
+    def __str__(self) -> str:
+        return f"#{self.snapshot_id}:scene {self.scene_id} {self.split}"
+
+
+class SnapshotPolygon(models.Model):
+    """A polygon as the snapshot froze it: the revision it had then (geometry, class, SIC, stage: immutable rows),
+    and where it came from (a person, an ice chart, an accepted prediction), which the loss may weigh apart."""
+
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="polygons")
+    scene = models.ForeignKey("annotations.Scene", on_delete=models.PROTECT, related_name="+")
+    revision = models.ForeignKey("annotations.ScenePolygonRevision", on_delete=models.PROTECT, related_name="+")
+    source = models.CharField(max_length=12)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["snapshot", "revision"], name="snapshot_polygon_once")]
+        indexes = [models.Index(fields=["snapshot", "scene"], name="snapshot_polygon_scene")]
+
+    def __str__(self) -> str:
+        return f"#{self.snapshot_id}:revision {self.revision_id}"
