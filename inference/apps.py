@@ -20,3 +20,10 @@ class InferenceConfig(AppConfig):
         hooks.prediction_prefetch.register(active_prediction_prefetch)
         kinds.part_register(ItemKind.IMAGETTES, "predictions", IMAGETTE_PREDICTIONS)
         kinds.part_register(ItemKind.IMAGETTES, "review_unit", IMAGETTE_REVIEW)
+        kinds.part_register(ItemKind.SCENES, "predictions", _scene_predictions())
+
+
+def _scene_predictions():
+    from inference.services.scene_predict import _source
+
+    return _source()

@@ -65,3 +65,38 @@ class ReviewLease(models.Model):
 
     def __str__(self) -> str:
         return f"imagette {self.imagette_id} shown to {self.reviewer_id} until {self.expires_at:%H:%M:%S}"
+
+
+class ScenePrediction(models.Model):
+    """One model version's prediction of a whole scene: a Cloud-Optimised GeoTIFF on the scene's grid with the
+    predicted SIC (band 1, %) and its per-pixel uncertainty (band 2, 0-1), stitched from overlapping patches
+    (inference.services.scene_predict); a map layer of that scene and version. Never edited but for `is_current`
+    and `reviewed`. The scalars order the review queue of scenes (the least sure first)."""
+
+    scene = models.ForeignKey("annotations.Scene", on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.ForeignKey("training.ModelVersion", on_delete=models.CASCADE,
+                                      related_name="scene_predictions")
+    # Always "scenes": with model_version it references the version's (id, kind) (as Prediction does).
+    kind = models.CharField(max_length=20, choices=ItemKind.choices, default=ItemKind.SCENES,
+                            db_default=ItemKind.SCENES, editable=False)
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    cog = models.CharField(max_length=500, help_text="The SIC + uncertainty COG, relative to MEDIA_ROOT.")
+    mean_sic = models.FloatField(help_text="Mean predicted SIC over the scene's valid pixels, %.")
+    confidence = models.FloatField(help_text="1 - the mean per-pixel uncertainty.")
+    uncertainty = models.FloatField(help_text="Mean per-pixel uncertainty, 0-1 (what the review queue orders by).")
+    mutual_information = models.FloatField(null=True, blank=True, help_text="MC-dropout passes' mean SIC spread.")
+    pixels = models.PositiveBigIntegerField(default=0, help_text="Valid pixels predicted.")
+    is_current = models.BooleanField(default=True, help_text="From the version that last predicted this scene.")
+    reviewed = models.BooleanField(default=False, help_text="An expert reviewed the scene since.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scene", "model_version"], name="scene_prediction_once_per_version"),
+            models.CheckConstraint(condition=models.Q(kind=ItemKind.SCENES), name="scene_prediction_of_scenes"),
+        ]
+        indexes = [models.Index(fields=["model_version", "is_current", "reviewed", "-uncertainty", "id"],
+                                name="scene_prediction_uncertain")]
+
+    def __str__(self) -> str:
+        return f"{self.model_version} on scene {self.scene_id}: SIC {self.mean_sic:.0f} % ({self.confidence:.2f})"

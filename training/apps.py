@@ -12,12 +12,15 @@ class TrainingConfig(AppConfig):
         from annotations import hooks, kinds
         from annotations.kinds import ItemKind
         from training.services.retrain import retrain_maybe_submit
+        from training.services.scene_snapshots import scene_snapshot_create, scene_snapshot_samples
         from training.services.snapshots import snapshot_create, snapshot_samples
 
         hooks.labels_settled.register(retrain_maybe_submit)
         kinds.part_register(ItemKind.IMAGETTES, "snapshot_create", snapshot_create)
         kinds.part_register(ItemKind.IMAGETTES, "snapshot_samples", snapshot_samples)
         kinds.part_register(ItemKind.IMAGETTES, "export_writers", _imagette_writers)
+        kinds.part_register(ItemKind.SCENES, "snapshot_create", scene_snapshot_create)
+        kinds.part_register(ItemKind.SCENES, "snapshot_samples", scene_snapshot_samples)
 
 
 def _imagette_writers() -> dict:

@@ -215,6 +215,11 @@ class ItemSource:
     store: Callable[..., int]
     """(version=, rows=, job=) -> rows written, in one transaction."""
     make_current: Callable[[ModelVersion], int]
+    predict_item: Callable[..., list[dict]] | None = None
+    """For a kind predicted item by item, not in batches of items (a scene: its patches stitched into layers):
+    (network=, model=, hparams=, sample=, device=, mc_dropout=, version=, progress=) -> the rows `store` takes."""
+    check: Callable[[Sequence[SampleRef], dict], None] | None = None
+    """(samples, the version's hparams) -> None, or PredictRefused before anything is written."""
 
 
 IMAGETTE_PREDICTIONS = ItemSource("imagettes", items_to_predict, imagette_samples, predictions_store,
@@ -262,6 +267,9 @@ def predict_run(job: Job, reporter: JobReporter) -> dict[str, Any]:
         raise PredictRefused(f"{len(missing)} {source.noun} have no pixel file, e.g. {examples}: re-ingest them "
                              "or restore MEDIA_ROOT; nothing was predicted")
 
+    if source.check is not None:
+        source.check(samples, hparams)
+
     # From here on the job writes.
     made_current = source.make_current(version)
     total = len(samples)
@@ -272,7 +280,16 @@ def predict_run(job: Job, reporter: JobReporter) -> dict[str, Any]:
         progress=0.0, message=f"{label} on {device}: {total} {source.noun} to predict",
     )  # fmt: skip
     written = 0
-    if total:
+    if total and source.predict_item is not None:
+        for done, sample in enumerate(samples):
+            def on_item(share: float, done: int = done) -> None:
+                reporter.progress((done + share) / total, f"{label}: {source.noun} {done + 1}/{total}, "
+                                                          f"{100 * share:.0f} %")
+
+            rows = source.predict_item(network=network, model=model, hparams=hparams, sample=sample, device=device,
+                                       mc_dropout=mc_dropout, version=version, progress=on_item)
+            written += source.store(version=version, rows=rows, job=job)
+    elif total:
         run_hparams = {**hparams, "batch_size": batch_size, "cache_mb": 0,  # one pass: nothing to cache
                        "num_workers": min(4, os.cpu_count() or 1) if device.type == "cuda" else 0}
         dataset = network.dataset(samples, train=False, hparams=run_hparams)
