@@ -42,9 +42,10 @@ if TYPE_CHECKING:
     from rio_tiler.models import ImageData
 
 __all__ = ["DB_LIMITS", "DEFAULT_DB", "FORMATS", "LAYERS", "MAX_ZOOM", "MIN_ZOOM", "POLAR_GRIDS", "POLAR_PROJ4",
-           "RATIO_DB", "TILE_SIZE", "SceneImageUnavailable", "TileParams", "TileRequestError", "cog_path",
-           "native_zoom", "open_cogs_close", "polar_grid_specs", "polar_tms", "read_tile", "render_tile", "scene_tile",
-           "scene_tile_for", "tile_address", "tile_bounds", "tile_etag", "tile_params"]
+           "PREDICTION_LAYERS", "RATIO_DB", "TILE_SIZE", "SceneImageUnavailable", "TileParams", "TileRequestError",
+           "cog_path", "file_etag", "media_file", "native_zoom", "open_cogs_close", "polar_grid_specs", "polar_tms",
+           "prediction_tile", "read_tile", "render_tile", "scene_tile", "scene_tile_for", "tile_address",
+           "tile_bounds", "tile_etag", "tile_params"]
 
 POLAR_EXTENT_M = 5_242_880.0  # half the side of the square each grid covers: 2**20 * 5 m
 TILE_SIZE = 256
@@ -211,20 +212,23 @@ def _overlaps(scene: Scene, z: int, x: int, y: int) -> bool:
 
 def cog_path(scene: Scene) -> Path:
     """The scene's COG under MEDIA_ROOT; SceneImageUnavailable when it is not a file there."""
+    return media_file(scene.cog, f"scene {scene.pk}: its COG")
+
+
+def media_file(relative: str, what: str) -> Path:
+    """A file a row names under MEDIA_ROOT (a COG), resolved; SceneImageUnavailable when it is not a file there
+    (or its path would leave MEDIA_ROOT)."""
     media = Path(settings.MEDIA_ROOT).resolve()
-    path = (media / scene.cog).resolve() if scene.cog else media
+    path = (media / relative).resolve() if relative else media
     if not path.is_relative_to(media) or not path.is_file():
-        raise SceneImageUnavailable(f"scene {scene.pk}: its COG {scene.cog!r} is missing")
+        raise SceneImageUnavailable(f"{what} {relative!r} is missing")
     return path
 
 
 def tile_etag(scene: Scene, z: int, x: int, y: int, params: TileParams) -> str:
     """A strong ETag for the tile: the COG's identity (path, size, modification time: a re-written file changes it)
     and what was asked. Costs one stat(), never a read of the COG."""
-    path = cog_path(scene)
-    stat = os.stat(path)
-    identity = f"{RENDER_VERSION}|{path}|{stat.st_size}|{stat.st_mtime_ns}|{scene.crs}|{z}/{x}/{y}|{params.key()}"
-    return '"' + hashlib.blake2b(identity.encode(), digest_size=12).hexdigest() + '"'
+    return file_etag(cog_path(scene), scene.crs, f"{z}/{x}/{y}", params.key())
 
 
 def native_zoom(pixel_size: float) -> int:
@@ -329,6 +333,54 @@ def render_tile(img: ImageData, params: TileParams) -> bytes:
     else:
         image.save(out, "PNG", compress_level=PNG_LEVEL)
     return out.getvalue()
+
+
+# A prediction's layers (inference.ScenePrediction's COG: band 1 SIC in %, band 2 uncertainty 0-1), each drawn
+# through a colour ramp: SIC from open water (dark blue) to 100 % ice (near white), as the map shades ice polygons;
+# uncertainty from sure (pale yellow) to unsure (dark purple).
+PREDICTION_LAYERS = {"sic": (1, (0.0, 100.0)), "uncertainty": (2, (0.0, 1.0))}
+
+
+def _ramp(*stops: tuple[int, int, int]) -> np.ndarray:
+    """A 256 x 3 uint8 colour table through evenly spaced stops."""
+    at = np.linspace(0, 1, len(stops))
+    t = np.linspace(0, 1, 256)
+    return np.stack([np.interp(t, at, [c[i] for c in stops]) for i in range(3)], axis=1).round().astype(np.uint8)
+
+
+RAMPS = {"sic": _ramp((31, 78, 121), (120, 160, 190), (244, 248, 251)),
+         "uncertainty": _ramp((252, 253, 191), (241, 96, 93), (80, 18, 123))}
+
+
+def prediction_tile(path: Path | str, crs: str, z: int, x: int, y: int, *, layer: str,
+                    fmt: str = "png") -> bytes | None:
+    """A tile of a prediction layer (`sic` or `uncertainty`), coloured, transparent where there is no value; None
+    outside the file. TileRequestError for an unknown layer or format."""
+    if layer not in PREDICTION_LAYERS:
+        raise TileRequestError("layer", f"must be one of {', '.join(PREDICTION_LAYERS)}")
+    if fmt not in FORMATS:
+        raise TileRequestError("format", f"must be one of {', '.join(FORMATS)}")
+    band, window = PREDICTION_LAYERS[layer]
+    img = read_tile(path, crs, z, x, y, (band,))
+    if img is None:
+        return None
+    values = np.ma.getdata(img.array).astype(np.float32, copy=False)[0]
+    valid = np.isfinite(values) & ~np.ma.getmaskarray(img.array)[0]
+    rgb = RAMPS[layer][_stretch(values, window)]
+    image = Image.fromarray(np.dstack([rgb, np.where(valid, 255, 0).astype(np.uint8)]))
+    out = io.BytesIO()
+    if fmt == "webp":
+        image.save(out, "WEBP", quality=WEBP_QUALITY, method=WEBP_METHOD)
+    else:
+        image.save(out, "PNG", compress_level=PNG_LEVEL)
+    return out.getvalue()
+
+
+def file_etag(path: Path, *parts: object) -> str:
+    """A strong ETag from a file's identity (path, size, modification time) and what was asked of it."""
+    stat = os.stat(path)
+    identity = "|".join(str(p) for p in (RENDER_VERSION, path, stat.st_size, stat.st_mtime_ns, *parts))
+    return '"' + hashlib.blake2b(identity.encode(), digest_size=12).hexdigest() + '"'
 
 
 def scene_tile_for(scene: Scene, z: int, x: int, y: int, params: TileParams) -> bytes | None:

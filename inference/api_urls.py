@@ -7,4 +7,5 @@ urlpatterns = [
     path("", include("inference.urls_predict")),
     path("", include("inference.urls_review")),
     path("map/", include("inference.api_map")),
+    path("", include("inference.api_scene_predictions")),
 ]

@@ -126,13 +126,14 @@ def _person(author) -> bool:
 
 @transaction.atomic
 def polygon_create(*, scene: Scene, geometry: Any, label: Any, sic: Any = None, stage: Any = "",
-                   author=None) -> ScenePolygon:  # fmt: skip
+                   author=None, source: str = ScenePolygon.Source.PERSON) -> ScenePolygon:  # fmt: skip
+    """A new polygon drawn by a person (or, `source` "prediction", a region of a prediction an expert accepted)."""
     label = _label(label)
     sic, stage = _sic(label, sic), _stage(stage)
     grid_geometry, lonlat, grid = _geometry(scene, geometry)
     polygon = ScenePolygon.objects.create(
         scene=scene, label=label, sic=sic, stage=stage, geometry=grid_geometry, geometry_lonlat=lonlat,
-        **polygon_bbox(grid_geometry), area_m2=grid.area, source=ScenePolygon.Source.PERSON,
+        **polygon_bbox(grid_geometry), area_m2=grid.area, source=source,
         author=author if _person(author) else None, version=1)
     _revision(polygon, ScenePolygonRevision.Action.CREATED, author)
     scene_polygons_nudge(scene.pk)

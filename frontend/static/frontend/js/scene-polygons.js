@@ -68,6 +68,7 @@ export class PolygonStore {
     layer.bindTooltip(() => describe(layer.feature.properties, this.classes), { sticky: true, opacity: 0.9 });
     layer.on("click", (ev) => {
       if (this.map.pm.globalRemovalModeEnabled() || this.map.pm.globalDrawModeEnabled()) return;
+      if (app.dataset.mode === "accept") return; // the click goes on to the map: accept the predicted region there
       L.DomEvent.stopPropagation(ev);
       this.select(feature.id);
     });

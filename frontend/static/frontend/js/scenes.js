@@ -1,7 +1,8 @@
 // The polar map page (/scenes/, /scenes/<id>/): Extra Wide scenes on their polar grid, a scene's image layers,
 // and its ice / lead / open-water polygons drawn with a sea-ice concentration, live between the people working
 // on it. Modules: scene-map (the map and its CRS), scene-layers (tiles and display), scene-polygons (the store),
-// scene-draw (drawing, editing, undo), scene-live (the scene's websocket), scene-chart (ice-chart import).
+// scene-draw (drawing, editing, undo), scene-live (the scene's websocket), scene-chart (ice-chart import),
+// scene-predictions (the sic network's layers and their review).
 import { api, errorText } from "./api.js";
 import { importCharts } from "./scene-chart.js";
 import { attributeForm, drawing } from "./scene-draw.js";
@@ -9,6 +10,7 @@ import { displayControls, SceneTiles } from "./scene-layers.js";
 import { followScene } from "./scene-live.js";
 import { createMap } from "./scene-map.js";
 import { PolygonStore } from "./scene-polygons.js";
+import { predictionTools } from "./scene-predictions.js";
 import { $, fmtUtc, isTyping } from "./util.js";
 
 const app = $("scene-app");
@@ -61,6 +63,7 @@ function buildMap(pole) {
   const renderer = L.canvas({ padding: 0.5, tolerance: 3 });
   state.store = new PolygonStore(map, setup.classes, { onSelect: (f) => form.selected(f), renderer });
   state.draw = drawing(map, state.store, form, { status, sceneId: () => state.scene && state.scene.id });
+  predictions.attach(map, gridOf(pole));
   state.footprints = L.featureGroup().addTo(map);
   for (const scene of state.scenes.filter((s) => poleOf(s) === pole)) {
     const outline = L.geoJSON(scene.footprint, {
@@ -86,6 +89,10 @@ const display = displayControls(setup, (shown) => {
   state.tiles.redraw();
 });
 const form = attributeForm(setup.classes, { select: (id) => state.store && state.store.select(id) });
+const predictions = predictionTools({
+  status, store: { upsert: (f) => state.store.upsert(f) }, choose: (id) => choose(id),
+  beforeAccept: () => state.draw && state.draw.stop(),
+});
 
 async function choose(id) {
   const scene = state.scenes.find((s) => s.id === id) || null;
@@ -99,6 +106,7 @@ async function choose(id) {
   $("scene-tools").hidden = !scene;
   history.replaceState(null, "", scene ? `/scenes/${scene.id}/` : "/scenes/");
   if (!scene) {
+    predictions.load(null);
     state.store.clear();
     $("scene-info").textContent = "";
     return;
@@ -109,6 +117,7 @@ async function choose(id) {
   state.tiles.display = display.current();
   state.tiles.addTo(state.map);
   showScene(scene);
+  predictions.load(scene);
   app.dataset.state = "loading";
   // The socket first, then the polygons: whatever changes between the two arrives on the socket.
   state.live = followScene(scene.id, {
@@ -133,6 +142,7 @@ function showScene(scene) {
 function keys(ev) {
   if (ev.key === "Escape") {
     state.draw && state.draw.stop();
+    predictions.stop();
     if (isTyping(ev.target)) ev.target.blur();
     return;
   }
@@ -145,9 +155,12 @@ function keys(ev) {
   const cls = setup.classes.find((c) => c.key === key);
   if (cls) form.set({ label: cls.value });
   else if (/^[0-9]$/.test(key)) form.set({ label: "ice", sic: key === "0" ? 100 : Number(key) * 10 });
-  else if (key === "d") state.draw.toggle("draw");
-  else if (key === "e") state.draw.toggle("edit");
-  else if (key === "x") state.draw.toggle("delete");
+  else if ("dex".includes(key)) {
+    predictions.stop();
+    state.draw.toggle({ d: "draw", e: "edit", x: "delete" }[key]);
+  }
+  else if (key === "p") predictions.cycle();
+  else if (key === "a") predictions.toggleAccept();
   else if (key === "h") display.setLayer("hh");
   else if (key === "v") display.setLayer("hv");
   else if (key === "c") display.setLayer("rgb");
