@@ -21,9 +21,20 @@ class InferenceConfig(AppConfig):
         kinds.part_register(ItemKind.IMAGETTES, "predictions", IMAGETTE_PREDICTIONS)
         kinds.part_register(ItemKind.IMAGETTES, "review_unit", IMAGETTE_REVIEW)
         kinds.part_register(ItemKind.SCENES, "predictions", _scene_predictions())
+        kinds.part_register(ItemKind.SCENES, "review_unit", _scene_review())
 
 
 def _scene_predictions():
     from inference.services.scene_predict import _source
 
     return _source()
+
+
+def _scene_review():
+    # An expert reviews a scene by regions: the least sure scenes first; a predicted region accepted as a polygon,
+    # or corrected by editing the polygons (annotations.services.scene_polygons).
+    from annotations.services.scene_polygons import polygon_edit
+    from inference.services.review import ReviewUnit
+    from inference.services.scene_review import scene_region_accept, scenes_to_review
+
+    return ReviewUnit("scene region", ("uncertain",), scenes_to_review, scene_region_accept, polygon_edit)

@@ -46,7 +46,12 @@ CLASSIFIER_SPEC = NetworkSpec(
     inputs=("VV sigma0 in dB, one band",), file_options={"weights_path": "CRYOLABEL_CLASSIFIER_WEIGHTS"},
 )  # fmt: skip
 
-SPECS: dict[str, NetworkSpec] = {spec.name: spec for spec in (CLASSIFIER_SPEC,)}
+SIC_SPEC = NetworkSpec(
+    "sic", ItemKind.SCENES, "Sea-ice concentration", Metric("r2", "R²", share=False),
+    inputs=("HH sigma0 dB", "HV sigma0 dB", "incidence angle"), file_options={},
+)  # fmt: skip
+
+SPECS: dict[str, NetworkSpec] = {spec.name: spec for spec in (CLASSIFIER_SPEC, SIC_SPEC)}
 
 
 def network_names() -> list[str]:

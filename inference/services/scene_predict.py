@@ -40,6 +40,7 @@ __all__ = ["blend_window", "patch_origins", "scene_predict", "scene_predictions_
 COG_OPTIONS = {"COMPRESS": "DEFLATE", "PREDICTOR": "3", "BLOCKSIZE": "512", "OVERVIEW_RESAMPLING": "AVERAGE",
                "BIGTIFF": "IF_SAFER"}
 BATCH = 16  # patches per forward pass
+OVERLAP = 0.5  # of a patch: four patches over every pixel away from the edges
 
 
 def blend_window(size: int) -> np.ndarray:
@@ -65,7 +66,7 @@ def scene_samples_check(samples: Sequence[SampleRef], hparams: dict) -> None:
     from inference.services.predict import PredictRefused
 
     wanted = list(hparams.get("bands") or [])
-    wrong = [s for s in samples if list(s.meta.get("bands") or [])[:len(wanted)] != wanted]
+    wrong = [s for s in samples if not set(wanted) <= set(s.meta.get("bands") or [])]
     if wrong:
         first = wrong[0]
         raise PredictRefused(f"{len(wrong)} scene(s) have other bands than the version was trained on ({wanted}): "
@@ -84,7 +85,7 @@ def scene_predict(*, network, model, hparams: dict, sample: SampleRef, device, m
 
     bands = list(hparams["bands"])
     patch = int(hparams["patch"])
-    stride = max(1, int(round(patch * (1 - float(hparams.get("predict_overlap", 0.5))))))
+    stride = max(1, int(round(patch * (1 - OVERLAP))))
     weights = blend_window(patch)
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = out.with_name(f".{out.stem}-{secrets.token_hex(3)}.tif")

@@ -17,6 +17,7 @@ from training.networks.base import (
     validate_samples,
 )
 from training.networks.classifier import ClassifierNetwork
+from training.networks.sic import SicNetwork
 
 __all__ = [
     "NETWORKS",
@@ -25,6 +26,7 @@ __all__ = [
     "NetworkError",
     "PredictionBatch",
     "SampleRef",
+    "SicNetwork",
     "get_network",
     "pick_device",
     "read_checkpoint",

@@ -41,7 +41,7 @@ def test_the_kinds_registry_names_real_tables_and_every_part_of_the_available_ki
         for label in (entry.model, *entry.labels):
             assert apps.get_model(label)._meta.db_table
         assert set(entry.parts) == set(kinds.PARTS)  # filled by training and inference at start-up
-    with pytest.raises(kinds.KindNotAvailable, match="scenes have no predictions on this platform yet"):
-        kinds.part(ItemKind.SCENES, "predictions")  # ingested and labelled, not predicted yet
+    scenes = kinds.kind_entry(ItemKind.SCENES)  # learned by sic: snapshots, predictions and review are in
+    assert {"snapshot_create", "snapshot_samples", "predictions", "review_unit"} <= set(scenes.parts)
     with pytest.raises(kinds.KindNotAvailable, match="altimetry tracks are not available yet"):
         kinds.part(ItemKind.TRACKS, "predictions")
