@@ -10,12 +10,13 @@ from django.shortcuts import render
 
 from accounts.roles import ROLE_CAPABILITIES, Role, perm
 from accounts.services import user_role
+from annotations import kinds
 from annotations.models import ScenePolygon
 from annotations.readers.sigrid3 import STAGES
 from annotations.tiles import DB_LIMITS, DEFAULT_DB, polar_grid_specs
 from annotations.wv_classes import WV_CLASSES
 from jobs.registry import job_kinds
-from training.specs import IMAGETTE_NETWORK
+from training.specs import IMAGETTE_NETWORK, SPECS
 
 
 def roles_with(*, capability: str) -> list[Role]:
@@ -89,8 +90,14 @@ def overview_page(request):
 
 @role_required("review")
 def models_page(request):
-    """The model registry: versions, metrics, loss curves, confusion matrices; Train and Activate."""
-    return render(request, "frontend/models.html", {"classes": _classes(), "network": IMAGETTE_NETWORK})
+    """The model registry of one network (?network=, the classifier by default): versions, metrics, loss curves,
+    the classifier's confusion matrices; Train, Predict and Activate."""
+    name = request.GET.get("network") or IMAGETTE_NETWORK
+    spec = SPECS.get(name) or SPECS[IMAGETTE_NETWORK]
+    networks = [{"name": s.name, "title": s.title, "current": s.name == spec.name} for s in SPECS.values()]
+    setup = {**spec.page_setup(), "noun": kinds.kind_entry(spec.item_kind).noun}
+    return render(request, "frontend/models.html", {"classes": _classes(), "network": spec.name, "setup": setup,
+                                                    "networks": networks})
 
 
 @role_required("ingest")

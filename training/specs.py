@@ -39,16 +39,31 @@ class NetworkSpec:
     # pretrained weights: never downloaded). The network takes its default from the variable; the train command
     # checks the file before queueing anything; requests may not set these.
     file_options: Mapping[str, str] = field(default_factory=dict)
+    # What the models page shows of each version and epoch (the primary metric first); `classes`: it classifies
+    # items into the platform's classes, so a version has a confusion matrix and F1 per class.
+    shown_metrics: tuple[Metric, ...] = ()
+    classes: bool = False
+
+    def page_setup(self) -> dict:
+        """What the models page needs of the network, as JSON."""
+        shown = self.shown_metrics or (self.primary_metric,)
+        return {"name": self.name, "title": self.title, "kind": self.item_kind, "primary": self.primary_metric.name,
+                "metrics": [{"name": m.name, "title": m.title, "share": m.share} for m in shown],
+                "classes": self.classes, "inputs": list(self.inputs)}
 
 
 CLASSIFIER_SPEC = NetworkSpec(
     "classifier", ItemKind.IMAGETTES, "Wave Mode classes", Metric("top1", "top-1"),
     inputs=("VV sigma0 in dB, one band",), file_options={"weights_path": "CRYOLABEL_CLASSIFIER_WEIGHTS"},
+    shown_metrics=(Metric("top1", "top-1"), Metric("macro_f1", "macro F1", share=False),
+                   Metric("exact_match", "exact match")), classes=True,
 )  # fmt: skip
 
 SIC_SPEC = NetworkSpec(
     "sic", ItemKind.SCENES, "Sea-ice concentration", Metric("r2", "R²", share=False),
     inputs=("HH sigma0 dB", "HV sigma0 dB", "incidence angle"), file_options={},
+    shown_metrics=(Metric("r2", "R²", share=False), Metric("water_iou", "water IoU"), Metric("lead_iou", "lead IoU"),
+                   Metric("ice_iou", "ice IoU"), Metric("rmse", "RMSE (SIC %)", share=False)),
 )  # fmt: skip
 
 SPECS: dict[str, NetworkSpec] = {spec.name: spec for spec in (CLASSIFIER_SPEC, SIC_SPEC)}

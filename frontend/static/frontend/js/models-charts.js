@@ -1,6 +1,6 @@
 // The models page's charts (a module of models.js), inline SVG drawn here: loss and scores per epoch, and the
 // confusion matrix. Nothing is loaded from elsewhere.
-import { classes, pct } from "./models-state.js";
+import { METRICS, classes, pct } from "./models-state.js";
 import { isNum, svg as el, svgTitle as title } from "./util.js";
 
 // Round ticks (1, 2, 2.5, 5 × 10^k) from 0 up to at least `max`.
@@ -27,7 +27,8 @@ function epochTicks(lo, hi) {
 
 // --- line chart over epochs: loss on the left axis, optional 0-100 % metrics on the right -------
 // series: [{key, name, values: [[epoch, value]...], axis: "left"|"right"}]
-export function lineChart({ series, epochs, leftLabel, rightLabel, W = 520, H = 250, emptyNote = "no epoch recorded" }) {
+export function lineChart({ series, epochs, leftLabel, rightLabel, W = 520, H = 250, emptyNote = "no epoch recorded",
+  rightPercent = true }) {
   const hasRight = series.some((s) => s.axis === "right");
   const hasLeft = series.some((s) => s.axis !== "right");
   const m = { top: 12, right: hasRight && hasLeft ? 54 : 16, bottom: 42, left: 58 };
@@ -38,7 +39,7 @@ export function lineChart({ series, epochs, leftLabel, rightLabel, W = 520, H = 
   const leftMax = Math.max(0, ...series.filter((s) => s.axis !== "right").flatMap((s) => s.values.map(([, v]) => v)));
   const left = hasLeft ? ticks(leftMax * 1.05) : { top: 1, values: [0, 0.25, 0.5, 0.75, 1], digits: 2 };
   const yL = (v) => m.top + ih - (v / left.top) * ih;
-  const yR = (v) => m.top + ih - v * ih;
+  const yR = (v) => m.top + ih - Math.max(0, Math.min(1, v)) * ih; // an R² below 0 sits on the axis
 
   const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, "aria-hidden": "true" });
   const grid = el("g", { class: "grid" });
@@ -53,7 +54,8 @@ export function lineChart({ series, epochs, leftLabel, rightLabel, W = 520, H = 
     [0, 0.25, 0.5, 0.75, 1].forEach((v) => {
       if (!hasLeft) grid.appendChild(el("line", { x1: m.left, x2: m.left + iw, y1: yR(v), y2: yR(v) }));
       const xr = hasLeft ? m.left + iw + 6 : m.left - 6;
-      axis.appendChild(el("text", { x: xr, y: yR(v) + 4, "text-anchor": hasLeft ? "start" : "end" }, `${Math.round(v * 100)}%`));
+      axis.appendChild(el("text", { x: xr, y: yR(v) + 4, "text-anchor": hasLeft ? "start" : "end" },
+        rightPercent ? `${Math.round(v * 100)}%` : v.toFixed(2)));
     });
     if (hasLeft) axis.appendChild(el("line", { x1: m.left + iw, x2: m.left + iw, y1: m.top, y2: m.top + ih }));
   }
@@ -74,12 +76,15 @@ export function lineChart({ series, epochs, leftLabel, rightLabel, W = 520, H = 
   series.forEach((s) => {
     const y = s.axis === "right" ? yR : yL;
     const pts = s.values.filter(([, v]) => isNum(v));
-    const g = el("g", { class: `series series-${s.key}`, "data-series": s.key });
+    // The right axis's metrics are styled by their place (the first as the primary metric, then the second), so
+    // every network's metrics get the same two looks.
+    const place = s.axis === "right" ? ` series-right-${series.filter((o) => o.axis === "right").indexOf(s)}` : "";
+    const g = el("g", { class: `series series-${s.key}${place}`, "data-series": s.key });
     if (pts.length > 1) {
       g.appendChild(el("path", { class: "line", d: pts.map(([e, v], i) => `${i ? "L" : "M"}${x(e).toFixed(1)},${y(v).toFixed(1)}`).join(" ") }));
     }
     pts.forEach(([e, v]) => {
-      const shown = s.axis === "right" ? pct(v) : v.toFixed(4);
+      const shown = s.axis === "right" ? (rightPercent ? pct(v) : v.toFixed(3)) : v.toFixed(4);
       g.appendChild(el("circle", { class: "point", cx: x(e), cy: y(v), r: 3.5, "data-series": s.key, "data-epoch": e, "data-value": v },
         title(`epoch ${e}: ${s.name} ${shown}`)));
     });
@@ -92,7 +97,8 @@ export function lineChart({ series, epochs, leftLabel, rightLabel, W = 520, H = 
 }
 
 export function historySeries(history, keys) {
-  const names = { train_loss: "train loss", val_loss: "val loss", val_top1: "val top-1", val_macro_f1: "val macro F1" };
+  const names = { train_loss: "train loss", val_loss: "val loss",
+    ...Object.fromEntries(METRICS.map((m) => [`val_${m.name}`, `val ${m.title}`])) };
   return keys.map(([key, axis]) => ({
     key, axis, name: names[key] || key,
     values: (history || []).map((row) => [row.epoch, row[key]]),

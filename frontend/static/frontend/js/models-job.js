@@ -1,7 +1,7 @@
 // The training job followed live on the models page (a module of models.js): its state, progress, facts (time
 // left, last epoch) and the live loss chart.
 import { historySeries, lineChart } from "./models-charts.js";
-import { arch, classes, dec, facts, loadSnapshots, pct, splitCounts, state } from "./models-state.js";
+import { METRICS, PRIMARY, SETUP, arch, classes, dec, facts, loadSnapshots, metricText, splitCounts, state } from "./models-state.js";
 import { $, fmtWhen as when, html, isNum, setHtml } from "./util.js";
 
 const jobBox = $("train-job");
@@ -35,13 +35,14 @@ export function renderJobFacts(job) {
   const snap = [...state.snapshots.values()].find((s) => s.id === mt.snapshot);
   const epochs = mt.epochs || (mt.hparams && mt.hparams.epochs);
   const rows = [
-    mt.snapshot ? ["snapshot", snap ? `#${snap.number} · ${snap.size} imagettes (${splitCounts(snap)})` : `id ${mt.snapshot}`] : null,
+    mt.snapshot ? ["snapshot", snap ? `#${snap.number} · ${snap.size} ${SETUP.noun} (${splitCounts(snap)})` : `id ${mt.snapshot}`] : null,
     mt.device ? ["device", `${mt.device}${mt.hparams && mt.hparams.arch ? ` · ${arch(mt.hparams)}` : ""}` +
       (mt.threads && mt.threads.intra_op ? ` · ${mt.threads.intra_op} CPU thread${mt.threads.intra_op === 1 ? "" : "s"}` : "")] : null,
     epochs ? ["epochs", `${history.length} of ${epochs} done`] : null,
     job.state === "running" && epochs ? ["time left", timeLeftText(job, history, epochs)] : null,
-    lastRow ? ["last epoch", `loss ${dec(lastRow.train_loss, 4)} · val loss ${dec(lastRow.val_loss, 4)} · val top-1 ${pct(lastRow.val_top1)}` +
-      ` · val macro F1 ${dec(lastRow.val_macro_f1)}` + (isNum(lastRow.seconds) ? ` · ${lastRow.seconds.toFixed(1)} s` : "")] : null,
+    lastRow ? ["last epoch", `loss ${dec(lastRow.train_loss, 4)} · val loss ${dec(lastRow.val_loss, 4)}` +
+      METRICS.slice(0, 2).map((m) => ` · val ${m.title} ${metricText(m, lastRow[`val_${m.name}`])}`).join("") +
+      (isNum(lastRow.seconds) ? ` · ${lastRow.seconds.toFixed(1)} s` : "")] : null,
     lastRow && lastRow.val_per_class_f1 ? ["val F1 per class", html`<span class="chips f1-chips">${classes.map((c) => {
       const f = lastRow.val_per_class_f1[c.slug];
       return html`<span class="chip${isNum(f) ? "" : " none"}" style="${isNum(f) ? `background:${c.color}` : ""}"
@@ -88,8 +89,8 @@ export function showJob(job) {
   if (key !== state.liveKey) {
     state.liveKey = key;
     $("live-loss-chart").replaceChildren(lineChart({
-      series: historySeries(history, [["train_loss", "left"], ["val_loss", "left"], ["val_top1", "right"]]),
-      epochs, leftLabel: "loss", rightLabel: "val top-1", W: 560, H: 230,
+      series: historySeries(history, [["train_loss", "left"], ["val_loss", "left"], [`val_${PRIMARY.name}`, "right"]]),
+      epochs, leftLabel: "loss", rightLabel: `val ${PRIMARY.title}`, W: 560, H: 230, rightPercent: PRIMARY.share,
       emptyNote: job.state === "queued" || job.state === "running" ? "waiting for the first epoch…" : "no epoch ran",
     }));
   }

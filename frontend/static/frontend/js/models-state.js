@@ -8,6 +8,16 @@ export const NETWORK = $("models-script").dataset.network;
 export const classes = pageClasses();
 export const bySlug = new Map(classes.map((c) => [c.slug, c]));
 export const canTrain = $("models-script").dataset.canTrain === "1";
+// What the page shows of this network (training.specs.NetworkSpec.page_setup): its metrics, the primary first,
+// whether it classifies (confusion matrix, F1 per class), and what its items are called.
+export const SETUP = JSON.parse($("network-setup").textContent);
+export const METRICS = SETUP.metrics;
+export const PRIMARY = METRICS[0];
+
+// A metric's value as the page shows it: a share as a percentage, another number with three decimals.
+export function metricText(metric, value) {
+  return metric && metric.share ? pct(value) : dec(value);
+}
 
 export const state = {
   versions: [],
@@ -45,6 +55,7 @@ export function splitCounts(snap) {
 }
 
 export function arch(hp) {
+  if (hp && !hp.arch && hp.levels) return `U-Net ${hp.levels} levels · ${hp.base} ch · ${hp.patch} px`;
   if (!hp || !hp.arch) return "—";
   return `${hp.arch}${hp.image_size ? ` · ${hp.image_size} px` : ""}${hp.weights_path ? " · fine-tuned" : ""}`;
 }

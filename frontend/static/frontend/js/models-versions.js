@@ -4,7 +4,8 @@ import { api, errorText } from "./api.js";
 import { confusionChart, historySeries, lineChart } from "./models-charts.js";
 import { renderJobFacts } from "./models-job.js";
 import {
-  NETWORK, arch, bySlug, canTrain, classes, dec, facts, flash, loadSnapshots, pct, splitCounts, state,
+  METRICS, NETWORK, PRIMARY, SETUP, arch, bySlug, canTrain, classes, dec, facts, flash, loadSnapshots, metricText, pct,
+  splitCounts, state,
 } from "./models-state.js";
 import { $, fmtWhen as when, html, isNum, setHtml } from "./util.js";
 
@@ -48,11 +49,11 @@ function renderVersions() {
     <tr data-version-id="${v.id}" data-active="${v.is_active}" aria-selected="${v.id === state.selectedId}" tabindex="0"
         class="${v.is_active ? "is-active" : ""}">
       <td><span class="muted">${v.network}</span> <strong>v${v.number}</strong></td>
-      <td class="num" title="${snap ? `${snap.size} imagettes` : ""}">#${v.snapshot_number}</td>
+      <td class="num" title="${snap ? `${snap.size} ${SETUP.noun}` : ""}">#${v.snapshot_number}</td>
       <td>${when(v.created_at)}</td>
-      <td class="num">${pct(v.val_score)}</td>
-      <td class="num">${pct(v.test_metrics && v.test_metrics.top1)}${evaluatedOnVal ? html`<sup title="no test split: measured on the validation split">val</sup>` : ""}</td>
-      <td class="num">${dec(v.test_metrics && v.test_metrics.macro_f1)}</td>
+      <td class="num">${metricText(PRIMARY, v.val_score)}</td>
+      <td class="num">${metricText(PRIMARY, v.test_metrics && v.test_metrics[PRIMARY.name])}${evaluatedOnVal ? html`<sup title="no test split: measured on the validation split">val</sup>` : ""}</td>
+      <td class="num">${metricText(METRICS[1], v.test_metrics && METRICS[1] && v.test_metrics[METRICS[1].name])}</td>
       <td class="num">${epochsOf(v)}</td>
       <td>${arch(v.hparams)}</td>
       <td class="activation">${activation}</td>
@@ -68,6 +69,7 @@ function renderVersions() {
 // What a new version had to beat on the validation split to become active on its own (stored with it).
 function baselineFact(b) {
   if (!b || !isNum(b.score)) return null;
+  if (!SETUP.classes) return ["baseline", `${metricText(PRIMARY, b.score)} (${b.description || "—"})`];
   const how = b.majority > b.chance && b.majority_class
     ? `always ${(bySlug.get(b.majority_class) || { name: b.majority_class }).name}, the most frequent of ${b.n_items} items`
     : `chance over ${Math.round(1 / b.chance)} classes`;
@@ -82,7 +84,7 @@ function renderDetail() {
   box.dataset.versionId = v.id;
   const snap = state.snapshots.get(v.snapshot);
   setHtml($("detail-title"), html`${v.network} v${v.number}${v.is_active ? html` <span class="badge active">active</span>` : ""}`);
-  $("detail-sub").textContent = `snapshot #${v.snapshot_number}` + (snap ? ` (${snap.size} imagettes: ${splitCounts(snap)})` : "") +
+  $("detail-sub").textContent = `snapshot #${v.snapshot_number}` + (snap ? ` (${snap.size} ${SETUP.noun}: ${splitCounts(snap)})` : "") +
     ` · trained ${when(v.created_at)}` + (v.job ? ` by job #${v.job}` : "");
 
   const epochs = (v.hparams && v.hparams.epochs) || (v.history || []).length;
@@ -90,9 +92,34 @@ function renderDetail() {
     series: historySeries(v.history, [["train_loss", "left"], ["val_loss", "left"]]), epochs, leftLabel: "loss",
   }));
   $("metrics-chart").replaceChildren(lineChart({
-    series: historySeries(v.history, [["val_top1", "right"], ["val_macro_f1", "right"]]), epochs, rightLabel: "validation score",
+    series: historySeries(v.history, METRICS.slice(0, 2).map((m) => [`val_${m.name}`, "right"])), epochs,
+    rightLabel: "validation score", rightPercent: PRIMARY.share,
   }));
+  if (SETUP.classes) renderClasses(v);
 
+  facts($("detail-activation"), [
+    ["status", v.is_active ? html`<span class="badge active">active</span>` : "not active"],
+    ["reason", v.activation_reason || "—"],
+    ["since", v.activated_at ? when(v.activated_at) : "—"],
+    ["val score", metricText(PRIMARY, v.val_score)],
+    baselineFact(v.val_metrics && v.val_metrics.baseline),
+  ]);
+  const vm = v.val_metrics || {}, tm = v.test_metrics || {};
+  facts($("detail-metrics"), [
+    ["", html`<span class="col">validation</span><span class="col">test</span>`],
+    ["loss", html`<span class="col">${dec(vm.loss)}</span><span class="col">${dec(tm.loss)}</span>`],
+    ...METRICS.map((m) => [m.title, html`<span class="col">${metricText(m, vm[m.name])}</span><span class="col">${metricText(m, tm[m.name])}</span>`]),
+  ]);
+  const hp = v.hparams || {};
+  facts($("detail-hparams"), Object.keys(hp).sort().map((k) => {
+    const value = hp[k];
+    const shown = value === null || value === undefined || value === "" ? "—" : typeof value === "object" ? JSON.stringify(value) : String(value);
+    return [k, html`<code>${shown}</code>`];
+  }));
+}
+
+// The classifier's own: the confusion matrix and F1 per class.
+function renderClasses(v) {
   const matrix = Array.isArray(v.confusion) ? v.confusion : [];
   const total = matrix.reduce((a, row) => a + row.reduce((b, c) => b + c, 0), 0);
   const on = v.test_metrics && v.test_metrics.evaluated_on === "val" ? "validation split (no test split)" : "test split";
@@ -101,28 +128,6 @@ function renderDetail() {
   else setHtml($("confusion-matrix"), html`<p class="muted">No confusion matrix stored for this version.</p>`);
   setHtml($("f1-table").querySelector("tbody"), f1Rows(v.test_metrics && v.test_metrics.per_class_f1,
     v.val_metrics && v.val_metrics.per_class_f1));
-
-  facts($("detail-activation"), [
-    ["status", v.is_active ? html`<span class="badge active">active</span>` : "not active"],
-    ["reason", v.activation_reason || "—"],
-    ["since", v.activated_at ? when(v.activated_at) : "—"],
-    ["val score", pct(v.val_score)],
-    baselineFact(v.val_metrics && v.val_metrics.baseline),
-  ]);
-  const vm = v.val_metrics || {}, tm = v.test_metrics || {};
-  facts($("detail-metrics"), [
-    ["", html`<span class="col">validation</span><span class="col">test</span>`],
-    ["loss", html`<span class="col">${dec(vm.loss)}</span><span class="col">${dec(tm.loss)}</span>`],
-    ["top-1", html`<span class="col">${pct(vm.top1)}</span><span class="col">${pct(tm.top1)}</span>`],
-    ["macro F1", html`<span class="col">${dec(vm.macro_f1)}</span><span class="col">${dec(tm.macro_f1)}</span>`],
-    ["exact match", html`<span class="col">${pct(vm.exact_match)}</span><span class="col">${pct(tm.exact_match)}</span>`],
-  ]);
-  const hp = v.hparams || {};
-  facts($("detail-hparams"), Object.keys(hp).sort().map((k) => {
-    const value = hp[k];
-    const shown = value === null || value === undefined || value === "" ? "—" : typeof value === "object" ? JSON.stringify(value) : String(value);
-    return [k, html`<code>${shown}</code>`];
-  }));
 }
 
 export function select(id) {
