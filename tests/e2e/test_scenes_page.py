@@ -139,3 +139,54 @@ def test_an_ice_chart_uploaded_from_the_page_lands_on_the_scene(page, platform, 
     stored = ScenePolygon.objects.filter(scene=scene, source=ScenePolygon.Source.ICE_CHART, chart=chart).count()
     assert stored == chart.n_stored > 0
     expect(page.locator("#scene-app")).to_have_attribute("data-polygons", str(stored))
+
+
+def test_an_expert_sees_the_sic_layer_and_accepts_a_predicted_region(page, platform, scene, make_user, tmp_path):
+    """The scene predicted by a (small, untrained) sic version: its SIC layer shows over the image as tiles, and a
+    click in accept mode stores the predicted region there as a polygon of source "prediction"."""
+    import shutil
+
+    import torch
+    from django.conf import settings
+
+    from inference.models import ScenePrediction
+    from inference.tasks import predict_job
+    from jobs.models import Job
+    from jobs.runner import run_job
+    from training.models import ModelVersion, Snapshot
+    from training.networks import get_network
+    from training.services.registry import model_activate
+
+    net = get_network("sic")
+    hparams = net.resolve_hparams({"patch": 32, "base": 4}, "cpu")
+    torch.manual_seed(0)
+    file = tmp_path / "sic.pt"
+    torch.save(net.checkpoint_state(net.build(hparams), None, 1, hparams), file)
+    target = Path(settings.MEDIA_ROOT) / "models" / "sic" / "v1.pt"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(file, target)
+    snapshot = Snapshot.objects.create(kind="scenes", number=1, seed=0, fractions={"train": 1.0}, agreement_threshold=0)
+    model_activate(version=ModelVersion.objects.create(
+        network="sic", kind="scenes", number=1, snapshot=snapshot, hparams=hparams, checkpoint="models/sic/v1.pt",
+        primary_metric="r2"), reason="test")
+    job = Job.objects.create(kind="predict", queue="gpu", params={"network": "sic"})
+    run_job(job.pk, predict_job, worker="test")
+    prediction = ScenePrediction.objects.get(scene=scene)
+
+    make_user(Role.EXPERT, "sic-expert")
+    open_scene(page, scene, "sic-expert")
+    expect(page.locator("#scene-app")).to_have_attribute("data-prediction", str(prediction.pk))
+    expect(page.locator("#prediction-name")).to_have_text("sic v1")
+    page.click("input[name=prediction-layer][value=sic] + span")  # the segmented button's face
+    page.wait_for_function(
+        "[...document.querySelectorAll('.leaflet-prediction-pane img.leaflet-tile-loaded')]"
+        ".some((img) => img.src.includes('layer=sic') && img.naturalWidth === 256)")
+    page.keyboard.press("a")
+    expect(page.locator("#scene-app")).to_have_attribute("data-mode", "accept")
+    c = shape(scene.footprint).centroid
+    point = page.evaluate("([lat, lon]) => window.cryolabelScenes.pagePoint(lat, lon)", [c.y, c.x])
+    page.mouse.click(point["x"], point["y"])
+    expect(page.locator("#scene-app")).to_have_attribute("data-polygons", "1")
+    expect(page.locator("#map-note")).to_contain_text("Accepted the predicted region")
+    polygon = ScenePolygon.objects.get(scene=scene)
+    assert polygon.source == "prediction" and polygon.author.username == "sic-expert"

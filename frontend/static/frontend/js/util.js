@@ -70,10 +70,13 @@ export function pageClasses() {
   return JSON.parse($("classes-data").textContent);
 }
 
-// Whether a key press went to a field being typed in (the page's own keys leave it alone then).
+// Whether a key press went to a field being typed in (the page's own keys leave it alone then). A radio button,
+// checkbox, slider or button takes no letters: the page's keys still work after a click on one.
+const NOT_TYPED = new Set(["radio", "checkbox", "range", "button", "submit", "reset", "file", "color"]);
 export function isTyping(target) {
-  return target instanceof HTMLElement
-    && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
+  if (!(target instanceof HTMLElement)) return false;
+  if (target.tagName === "INPUT") return !NOT_TYPED.has(target.type);
+  return target.isContentEditable || ["TEXTAREA", "SELECT"].includes(target.tagName);
 }
 
 // Whether two Sets hold the same members (false when either is missing).
