@@ -6,8 +6,10 @@ them up here, by kind. annotations declares what it owns (the item model, its la
 training and inference fill in their parts in `AppConfig.ready` (imports run one way: annotations never imports
 them):
 
-- training: `snapshot_create` (settled labels -> a Snapshot of the kind), `snapshot_samples` (a Snapshot -> the
-  network's `SampleRef`s), `export_writers` (a function giving format -> writer class, imported on use);
+- training: `snapshot_create` (settled labels -> a Snapshot of the kind), `snapshot_unchanged` (the kind's latest
+  Snapshot when its curated set has not changed since, else None: an export reuses it), `snapshot_samples` (a
+  Snapshot -> the network's `SampleRef`s), `export_writers` (a function giving format -> writer class, imported on
+  use);
 - inference: `predictions` (which items are still to predict, how they become samples, where a batch of
   predictions is stored), `review_unit` (what an expert decides on: the item, a region of a scene, a segment of
   a track).
@@ -29,11 +31,11 @@ class ItemKind(models.TextChoices):
     TRACKS = "tracks", "altimetry tracks"
 
 
-# The kinds this platform ingests, labels and trains on today; the others are announced (the commands and the API
-# say "not available yet" for them).
-AVAILABLE: tuple[str, ...] = (ItemKind.IMAGETTES,)
+# The kinds this platform ingests, labels, snapshots and exports today; the others are announced (the commands and
+# the API say "not available yet" for them).
+AVAILABLE: tuple[str, ...] = (ItemKind.IMAGETTES, ItemKind.SCENES)
 
-PARTS = ("snapshot_create", "snapshot_samples", "export_writers", "predictions", "review_unit")
+PARTS = ("snapshot_create", "snapshot_unchanged", "snapshot_samples", "export_writers", "predictions", "review_unit")
 
 
 class KindNotAvailable(LookupError):

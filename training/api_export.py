@@ -18,16 +18,26 @@ from rest_framework.views import APIView
 from accounts.permissions import HasCapability
 from jobs.serializers import JobDetailSerializer
 from jobs.services import job_submit
+from training.exports.common import CHIP_MAX, CHIP_MIN, CHIP_SIZE
 from training.exports.download import export_archive_name, export_zip_chunks
 from training.models import Export, Snapshot
-from training.services.export import FORMATS, ExportError, export_location
+from training.services.export import (
+    FORMATS,
+    KINDS_AVAILABLE,
+    ExportError,
+    export_check,
+    export_location,
+    export_options,
+)
 from training.services.export_retention import ExportExists, export_existing, export_job_pending
 
 CanExport = HasCapability("export")
 
 
 class ExportRequestSerializer(serializers.Serializer):
-    format = serializers.ChoiceField(choices=list(FORMATS))
+    kind = serializers.ChoiceField(choices=list(KINDS_AVAILABLE), default="imagettes")
+    format = serializers.ChoiceField(choices=list(FORMATS), help_text="One of the kind's formats (imagettes: "
+                                     "imagefolder, csv, stac; scenes: chips, geojson, stac).")
     snapshot = serializers.IntegerField(required=False, allow_null=True,
                                         help_text="Snapshot id; leave it out to export the current curated "
                                                   "set (its latest snapshot when no settled label changed since, "
@@ -42,6 +52,19 @@ class ExportRequestSerializer(serializers.Serializer):
         if snapshot.size == 0:
             raise serializers.ValidationError(f"snapshot #{snapshot.number} is empty: nothing to export")
         return value
+
+    chip_size = serializers.IntegerField(required=False, min_value=CHIP_MIN, max_value=CHIP_MAX,
+                                         help_text=f"Format chips: the chips' side in pixels (default {CHIP_SIZE}).")
+
+    def validate(self, data):
+        try:
+            export_check(kind=data["kind"], fmt=data["format"], options=export_options(data))
+        except ExportError as exc:
+            raise serializers.ValidationError({"format": str(exc)}) from None
+        snapshot = data.get("snapshot")
+        if snapshot is not None and (held := Snapshot.objects.get(pk=snapshot).kind) != data["kind"]:
+            raise serializers.ValidationError({"snapshot": f"snapshot id {snapshot} holds {held}, not {data['kind']}"})
+        return data
 
 
 class ExportSerializer(serializers.ModelSerializer):
@@ -84,14 +107,15 @@ class ExportListApi(APIView):
         data = ExportRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fmt, snapshot = data.validated_data["format"], data.validated_data.get("snapshot")
-        params = {"format": fmt, "kind": "imagettes"}
+        kind = data.validated_data["kind"]
+        params = {"format": fmt, "kind": kind, **export_options(data.validated_data)}
         if snapshot is not None:
             params["snapshot"] = snapshot
-            existing = export_existing(snapshot=snapshot, fmt=fmt)
+            existing = export_existing(snapshot=snapshot, fmt=fmt, kind=kind)
             if existing is not None:
                 return Response({"detail": str(ExportExists(existing)), "export": ExportSerializer(existing).data},
                                 status=status.HTTP_409_CONFLICT)
-        pending = export_job_pending(fmt=fmt, snapshot_id=snapshot)
+        pending = export_job_pending(fmt=fmt, snapshot_id=snapshot, kind=kind)
         if pending is not None:
             what = f"snapshot id {snapshot}" if snapshot is not None else "the current curated set"
             return Response({"detail": f"an export of {what} as {fmt} is already {pending.state}: job "

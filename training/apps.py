@@ -11,16 +11,24 @@ class TrainingConfig(AppConfig):
         # parts of each kind of item (annotations.kinds): how its snapshots are made and read, how it is exported.
         from annotations import hooks, kinds
         from annotations.kinds import ItemKind
+        from training.services.export_retention import snapshot_latest_if_unchanged
         from training.services.retrain import retrain_maybe_submit
-        from training.services.scene_snapshots import scene_snapshot_create, scene_snapshot_samples
+        from training.services.scene_snapshots import (
+            scene_snapshot_create,
+            scene_snapshot_latest_if_unchanged,
+            scene_snapshot_samples,
+        )
         from training.services.snapshots import snapshot_create, snapshot_samples
 
         hooks.labels_settled.register(retrain_maybe_submit)
         kinds.part_register(ItemKind.IMAGETTES, "snapshot_create", snapshot_create)
+        kinds.part_register(ItemKind.IMAGETTES, "snapshot_unchanged", snapshot_latest_if_unchanged)
         kinds.part_register(ItemKind.IMAGETTES, "snapshot_samples", snapshot_samples)
         kinds.part_register(ItemKind.IMAGETTES, "export_writers", _imagette_writers)
         kinds.part_register(ItemKind.SCENES, "snapshot_create", scene_snapshot_create)
+        kinds.part_register(ItemKind.SCENES, "snapshot_unchanged", scene_snapshot_latest_if_unchanged)
         kinds.part_register(ItemKind.SCENES, "snapshot_samples", scene_snapshot_samples)
+        kinds.part_register(ItemKind.SCENES, "export_writers", _scene_writers)
 
 
 def _imagette_writers() -> dict:
@@ -28,3 +36,9 @@ def _imagette_writers() -> dict:
     from training.exports.formats import WRITERS
 
     return WRITERS
+
+
+def _scene_writers() -> dict:
+    from training.exports.scene_formats import SCENE_WRITERS
+
+    return SCENE_WRITERS

@@ -90,7 +90,7 @@ def scene_predict(*, network, model, hparams: dict, sample: SampleRef, device, m
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = out.with_name(f".{out.stem}-{secrets.token_hex(3)}.tif")
     cog_tmp = out.with_name(f".{out.stem}-{secrets.token_hex(3)}.cog.tif")
-    sums = {"sic": 0.0, "unc": 0.0, "mi": 0.0, "n": 0}
+    sums = {"sic": 0.0, "unc": 0.0, "mi": 0.0, "n": 0, "patches": 0}
     try:
         with rasterio.open(sample.path) as src:
             indexes = [list(src.descriptions).index(b) + 1 if b in src.descriptions else i + 1
@@ -123,6 +123,7 @@ def scene_predict(*, network, model, hparams: dict, sample: SampleRef, device, m
                         if not any(valid[:, c:c + patch].any() for c in chunk):
                             continue  # no data under these patches: nothing to predict
                         inputs = torch.from_numpy(np.stack([x[:, :, c:c + patch] for c in chunk]))
+                        sums["patches"] += len(chunk)
                         with torch.no_grad():
                             predicted = network.predict_patches(model, inputs, device, mc_dropout=mc_dropout)
                         for k, c in enumerate(chunk):
@@ -142,7 +143,7 @@ def scene_predict(*, network, model, hparams: dict, sample: SampleRef, device, m
     n = sums["n"]
     mean_unc = sums["unc"] / n if n else 1.0
     return {"mean_sic": sums["sic"] / n if n else 0.0, "uncertainty": mean_unc, "confidence": 1.0 - mean_unc,
-            "mutual_information": None, "pixels": n}
+            "mutual_information": None, "pixels": n, "patches": sums["patches"]}
 
 
 def _flush(dst, acc: np.ndarray, base: int, count: int, width: int, height: int, sums: dict) -> None:
@@ -222,6 +223,7 @@ def scene_predict_item(*, network, model, hparams, sample: SampleRef, device, mc
     out = prediction_path(version, sample.item_id)
     stats = scene_predict(network=network, model=model, hparams=hparams, sample=sample, device=device,
                           mc_dropout=mc_dropout, out=out, progress=progress)
+    stats.pop("patches", None)
     return [{"item_id": sample.item_id, "cog": str(out.relative_to(settings.MEDIA_ROOT)), **stats}]
 
 

@@ -79,3 +79,40 @@ def _crowd_lines(crowd: dict[str, Any] | None) -> list[str]:
     lines += ["", f"`{consensus['file']}`: {crowd['items_with_consensus']} rows, {consensus['scope']}.", ""]
     lines += [f"- `{name}`: {what}" for name, what in consensus["columns"].items()]
     return [*lines, ""]
+
+
+def scene_card_markdown(card: dict[str, Any]) -> str:
+    """The dataset card of an export of scenes (training.exports.scenes), for people."""
+    counts, snap = card["counts"], card["snapshot"]
+    split = counts["per_split"]
+    lines = [f"# {card['title']}", "", card["description"], "",
+             f"- Snapshot: #{snap['number']} (id {snap['id']}), made {snap['created_at']}, seed {snap['seed']}, "
+             f"split fractions {snap['fractions']}; {snap['split_rule']}",
+             f"- Exported: {card['created_at']}, format `{card['format']}`, {card['items']} scenes "
+             f"(train {split['train']}, val {split['val']}, test {split['test']})",
+             f"- Layout: {card['layout']}", ""]
+    for title, key in (("Polygons per class and split", "polygons_per_label"),
+                       ("Polygons per source and split", "polygons_per_source")):
+        lines += [f"## {title}", "", "| | train | val | test | total |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| {name} | {row['train']} | {row['val']} | {row['test']} | {row['total']} |"
+                  for name, row in counts[key].items()]
+        row = counts["polygons_per_split"]
+        lines += [f"| **polygons** | {row['train']} | {row['val']} | {row['test']} | {row['total']} |", ""]
+    if "chips_per_split" in counts:
+        row = counts["chips_per_split"]
+        lines += ["## Chips and labelled pixels", "", "| | train | val | test | total |", "|---|---:|---:|---:|---:|",
+                  f"| chips | {row['train']} | {row['val']} | {row['test']} | {row['total']} |"]
+        lines += [f"| {name} pixels | {r['train']} | {r['val']} | {r['test']} | {r['total']} |"
+                  for name, r in counts["labelled_pixels_per_class"].items()]
+        lines.append("")
+    lines += ["## Label sources", "", *(f"- `{name}`: {what}" for name, what in card["label_sources"].items()), "",
+              "## SIC targets", "", *(f"- {name}: {what}" for name, what in card["sic_targets"].items()), "",
+              "## Polygons", "", card["polygons"]["geometry"] + ".", "",
+              *(f"- `{name}`: {what}" for name, what in card["polygons"]["fields"].items()), ""]
+    if card["pixels"]:
+        lines += ["## Pixels", "", *(f"- {name}: {what}" for name, what in card["pixels"].items()), ""]
+    lines += ["## Files", "", *(f"- `{name}`: {what}" for name, what in card["files"].items()), "",
+              "## Licence", "", *(f"- {name}: {what}." for name, what in card["licence"].items()), ""]
+    if card.get("loading"):
+        lines += ["## Loading", "", "```python", card["loading"], "```", ""]
+    return "\n".join(lines)

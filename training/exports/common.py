@@ -22,6 +22,9 @@ LABEL_SEPARATOR = ";"
 NO_CLASS_FOLDER = "_no_class"  # sorts after the lettered folders, so it never shifts a class index
 CHUNK_ROWS = 2000
 PROGRESS_EVERY = 200
+# Scenes' chips (training.exports.scene_formats): a side in pixels of the COG, its default and bounds (a chip of
+# 2048 px is 48 MiB of float32 bands in memory).
+CHIP_SIZE, CHIP_MIN, CHIP_MAX = 256, 32, 2048
 
 LABEL_SCHEMA_URI = "https://stac-extensions.github.io/label/v1.0.1/schema.json"
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "export_schemas"

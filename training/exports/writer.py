@@ -46,6 +46,15 @@ from training.services.export_crowd import CONSENSUS_NAME, VOTES_NAME, crowd_fil
 class ExportWriter:
     fmt: ClassVar[str] = ""
     layout_text: ClassVar[str] = ""
+    option_names: ClassVar[tuple[str, ...]] = ()  # what the format takes besides the snapshot (keyword arguments)
+
+    @classmethod
+    def options_check(cls, options: dict[str, Any]) -> None:
+        """ExportError unless `options` are the format's own, with values it takes."""
+        unknown = sorted(set(options) - set(cls.option_names))
+        if unknown:
+            takes = f"it takes {', '.join(cls.option_names)}" if cls.option_names else "it takes none"
+            raise ExportError(f"{', '.join(unknown)}: not an option of the {cls.fmt} format ({takes})")
 
     def __init__(self, *, root: Path, snapshot: Snapshot) -> None:
         self.root, self.snapshot = root, snapshot

@@ -12,9 +12,13 @@ class Export(models.Model):
     their row, with when and why (the download then answers 410 with that reason)."""
 
     class Format(models.TextChoices):
+        # Each kind has its own (the kinds registry's "export_writers"): imagettes imagefolder, csv, stac; scenes
+        # chips, geojson, stac.
         IMAGEFOLDER = "imagefolder", "ImageFolder (class folders per split)"
         CSV = "csv", "CSV manifest + GeoTIFFs"
         STAC = "stac", "STAC Collection (label extension)"
+        CHIPS = "chips", "GeoTIFF chips with SIC and class rasters"
+        GEOJSON = "geojson", "GeoJSON polygons per scene"
 
     number = models.PositiveIntegerField(unique=True)
     kind = models.CharField(max_length=20, choices=ItemKind.choices, help_text="Its snapshot's kind.")

@@ -1,5 +1,8 @@
-"""Exports: a curated snapshot written out as an ImageFolder tree, a CSV manifest with GeoTIFFs, or a STAC
-Collection with the label extension; each with its dataset card and its manifest.
+"""Exports: a curated snapshot written out in one of its kind's formats, each with its dataset card and its
+manifest. Imagettes: an ImageFolder tree, a CSV manifest with GeoTIFFs, or a STAC Collection with the label
+extension (training.exports.formats). Scenes: GeoTIFF chips with their SIC and class rasters, GeoJSON polygons per
+scene, or a STAC Collection with the label extension (training.exports.scene_formats). The formats of a kind are
+its "export_writers" part in the kinds registry (annotations.kinds).
 
 Streamed: the snapshot's rows are read with a server-side cursor in chunks and every imagette's files are
 written as its row comes by, so memory stays flat whatever the size (only per-class counters grow, and the
@@ -33,7 +36,7 @@ from django.utils import timezone
 from annotations import kinds
 from annotations.kinds import AVAILABLE, ItemKind, KindNotAvailable
 from training.exports.common import ExportError, Progress
-from training.models import Export, Snapshot, SnapshotItem
+from training.models import Export, Snapshot
 from training.services.export_retention import (
     ExportExists,
     export_existing,
@@ -41,18 +44,54 @@ from training.services.export_retention import (
     exports_prune,
     exports_root,
     exports_sweep_pruning,
-    snapshot_latest_if_unchanged,
 )
 
-__all__ = ["FORMATS", "ExportError", "ExportExists", "export_create", "export_location", "export_write",
-           "exports_root"]
-FORMATS: tuple[str, ...] = tuple(Export.Format.values)
+__all__ = ["FORMATS", "ExportError", "ExportExists", "export_check", "export_create", "export_formats",
+           "export_location", "export_write", "exports_root"]
+FORMATS: tuple[str, ...] = tuple(Export.Format.values)  # of every kind: export_formats(kind) gives a kind's
+OPTION_PARAMS = ("chip_size",)  # the formats' options, as job parameters (ExportWriter.option_names)
 # The item kinds (annotations.kinds): those exported today, and those announced.
 KINDS_AVAILABLE: tuple[str, ...] = tuple(AVAILABLE)
 KINDS_LATER: tuple[str, ...] = tuple(kind for kind in ItemKind.values if kind not in AVAILABLE)
 
 
 # --- checks --------------------------------------------------------------------------------------------------
+def export_formats(kind: str) -> tuple[str, ...]:
+    """The formats `kind` is exported in: its writers in the kinds registry (imported on use)."""
+    return tuple(_writers(kind))
+
+
+def formats_text() -> str:
+    """Every available kind with its formats, for help and refusals: 'imagettes: imagefolder, csv, stac; ...'."""
+    return "; ".join(f"{kind}: {', '.join(export_formats(kind))}" for kind in KINDS_AVAILABLE)
+
+
+def export_options(params: dict) -> dict:
+    """The format options among a job's (or a request's) parameters."""
+    return {name: params[name] for name in OPTION_PARAMS if params.get(name) is not None}
+
+
+def export_check(*, kind: str, fmt: str, options: dict | None = None) -> None:
+    """ExportError, saying why, unless `kind` is exported today, `fmt` is one of its formats and `options` are
+    options of that format with values it takes (the writer class checks them)."""
+    exported = ", ".join(KINDS_AVAILABLE)
+    if kind in KINDS_LATER:
+        raise ExportError(f"exporting {kind} is not available yet; this platform exports: {exported}")
+    if kind not in KINDS_AVAILABLE:
+        raise ExportError(f"unknown kind {kind!r}; this platform exports: {exported}")
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}; the formats of each kind are {formats_text()}")
+    writers = _writers(kind)
+    if fmt not in writers:
+        raise ExportError(f"{fmt} is not a format of {kind}: {kind} are exported as {', '.join(writers)} "
+                          f"({fmt} is a format of {_kinds_of(fmt)})")
+    writers[fmt].options_check(dict(options or {}))
+
+
+def _kinds_of(fmt: str) -> str:
+    return ", ".join(kind for kind in KINDS_AVAILABLE if fmt in export_formats(kind)) or "no kind"
+
+
 def export_destination_check(out: str | Path) -> Path:
     """The absolute path an export may be written to, or ExportError: it exists, its folder does not, or
     that folder is not writable."""
@@ -81,7 +120,7 @@ def export_snapshot(*, snapshot_id: int | None = None, created_by=None,
             raise ExportError(f"there is no snapshot {snapshot_id}") from None
         if snapshot.kind != kind:
             raise ExportError(f"snapshot #{snapshot.number} holds {snapshot.kind}, not {kind}")
-    elif (unchanged := snapshot_latest_if_unchanged()) is not None:
+    elif (unchanged := kinds.part(kind, "snapshot_unchanged")()) is not None:
         return unchanged, False
     else:
         try:
@@ -89,7 +128,7 @@ def export_snapshot(*, snapshot_id: int | None = None, created_by=None,
         except ValueError as exc:  # SnapshotError: nothing settled yet
             raise ExportError(f"nothing to export: {exc}") from None
         return snapshot, True
-    if not SnapshotItem.objects.filter(snapshot=snapshot).exists():
+    if snapshot.size == 0:  # its writer checks its rows too (a snapshot of imagettes has items, of scenes scenes)
         raise ExportError(f"snapshot #{snapshot.number} is empty: nothing to export")
     return snapshot, False
 
@@ -141,18 +180,13 @@ def export_scratch_remove(job) -> list[Path]:
 
 def export_create(
     *, fmt: str, kind: str = "imagettes", out: str | Path | None = None, snapshot_id: int | None = None,
-    created_by=None, job=None, progress: Progress | None = None,
+    created_by=None, job=None, progress: Progress | None = None, options: dict | None = None,
 ) -> Export:
     """Check, pick the snapshot (or make one), write the folder, record the Export row. Without `out`, the
     export goes under MEDIA_ROOT/exports/ (where the download finds it), at most once per snapshot and format
-    (ExportExists names the one that holds it), and the oldest exports of the format beyond
-    CRYOLABEL_EXPORTS_KEEP lose their files (export_retention)."""
-    if kind in KINDS_LATER:
-        raise ExportError(f"exporting {kind} is not available yet; this platform exports: imagettes")
-    if kind not in KINDS_AVAILABLE:
-        raise ExportError(f"unknown kind {kind!r}; this platform exports: imagettes")
-    if fmt not in FORMATS:
-        raise ExportError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    (ExportExists names the one that holds it), and the oldest exports of the kind and format beyond
+    CRYOLABEL_EXPORTS_KEEP lose their files (export_retention). `options` are the format's (chips: chip_size)."""
+    export_check(kind=kind, fmt=fmt, options=options)
     # The destination is checked before a snapshot is made, so a bad path leaves nothing behind.
     destination = export_destination_check(out) if out is not None else None
     managed = destination is None
@@ -167,7 +201,7 @@ def export_create(
             stamp = timezone.now().strftime("%Y%m%dT%H%M%S")
             tag = f"job{job.pk}" if job is not None else os.urandom(3).hex()
             destination = export_destination_check(exports_root() / f"snapshot{snapshot.number}-{fmt}-{stamp}-{tag}")
-        result = export_write(snapshot=snapshot, fmt=fmt, out=destination, progress=progress)
+        result = export_write(snapshot=snapshot, fmt=fmt, out=destination, progress=progress, options=options)
         export = _export_record(result=result, snapshot=snapshot, fmt=fmt, kind=kind, job=job, created_by=created_by,
                                 managed=managed, reused_snapshot=not made and snapshot_id is None)
     except BaseException:
@@ -177,7 +211,7 @@ def export_create(
             snapshot.delete()  # made for this export alone: a failed export leaves no snapshot behind
         raise
     if managed:
-        exports_prune(fmt=fmt)
+        exports_prune(fmt=fmt, kind=kind)
     return export
 
 
@@ -217,10 +251,11 @@ def _writers(kind: str) -> dict:
         raise ExportError(str(exc)) from None
 
 
-def export_write(*, snapshot: Snapshot, fmt: str, out: Path, progress: Progress | None = None) -> ExportResult:
-    """Write `snapshot` as `fmt` into the new folder `out`, all or nothing."""
-    if fmt not in FORMATS:
-        raise ExportError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+def export_write(*, snapshot: Snapshot, fmt: str, out: Path, progress: Progress | None = None,
+                 options: dict | None = None) -> ExportResult:
+    """Write `snapshot` as `fmt` (one of its kind's formats, with that format's `options`) into the new folder
+    `out`, all or nothing."""
+    export_check(kind=snapshot.kind, fmt=fmt, options=options)
     out = export_destination_check(out)
     try:
         scratch = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
@@ -228,7 +263,7 @@ def export_write(*, snapshot: Snapshot, fmt: str, out: Path, progress: Progress 
         raise ExportError(f"cannot write in {out.parent}: {exc.strerror or exc}") from exc
     try:
         os.chmod(scratch, 0o755)  # mkdtemp makes it private; the export is meant to be read
-        writer = _writers(snapshot.kind)[fmt](root=scratch, snapshot=snapshot)
+        writer = _writers(snapshot.kind)[fmt](root=scratch, snapshot=snapshot, **(options or {}))
         writer.write_all(progress)
         if out.exists():
             raise ExportError(f"{out} appeared while the export was being written; nothing was replaced")

@@ -6,7 +6,7 @@ format under MEDIA_ROOT/exports.
 - An export without a named snapshot reuses the latest snapshot when no settled label changed since it was made
   (the same items, classes, sources and agreements at the same threshold), so repeated exports of an unchanged
   curated set neither pile up identical snapshots nor identical folders.
-- Beyond the latest N exports of a format, the oldest lose their files (renamed aside, then removed, so a
+- Beyond the latest N exports of a kind and format, the oldest lose their files (renamed aside, then removed, so a
   download never sees half a folder) and keep their row, marked with when and why; their download answers 410
   with that reason.
 
@@ -94,9 +94,10 @@ def export_job_pending(*, fmt: str, snapshot_id: int | None, kind: str = "imaget
 
 # --- reuse an unchanged snapshot ----------------------------------------------------------------------------
 def snapshot_latest_if_unchanged(*, agreement_threshold: float | None = None) -> Snapshot | None:
-    """The latest snapshot when the curated set is still exactly what it froze (the same imagettes with the same
-    classes, label sources and agreements, at the same agreement threshold), else None. Reads both sets once, in
-    id order, in chunks, and stops at the first difference."""
+    """The imagettes' part "snapshot_unchanged" (annotations.kinds): the latest snapshot of imagettes when the
+    curated set is still exactly what it froze (the same imagettes with the same classes, label sources and
+    agreements, at the same agreement threshold), else None. Reads both sets once, in id order, in chunks, and
+    stops at the first difference."""
     from training.services.snapshots import settled_imagettes  # pulls in the labelling stack: imported late
 
     threshold = settings.CRYOLABEL_SETTLED_AGREEMENT if agreement_threshold is None else agreement_threshold
@@ -120,15 +121,16 @@ def exports_keep() -> int:
     return max(0, int(settings.CRYOLABEL_EXPORTS_KEEP))
 
 
-def exports_prune(*, fmt: str, keep: int | None = None) -> list[Export]:
-    """Remove the files of the platform's exports of `fmt` beyond the latest `keep` (CRYOLABEL_EXPORTS_KEEP;
-    0 keeps them all). Each pruned row is marked first (only one of two concurrent pruners wins a row), then its
-    folder is renamed aside in one step and removed, so a download finds the whole folder or none. Returns the
-    pruned rows."""
+def exports_prune(*, fmt: str, kind: str | None = None, keep: int | None = None) -> list[Export]:
+    """Remove the files of the platform's exports of `fmt` (of `kind`: a format two kinds share, stac, is counted
+    per kind; None: of every kind) beyond the latest `keep` (CRYOLABEL_EXPORTS_KEEP; 0 keeps them all). Each
+    pruned row is marked first (only one of two concurrent pruners wins a row), then its folder is renamed aside
+    in one step and removed, so a download finds the whole folder or none. Returns the pruned rows."""
     keep = exports_keep() if keep is None else keep
     if keep <= 0:
         return []
-    candidates = list(managed_exports().filter(format=fmt).order_by("-number").values_list("pk", flat=True)[keep:])
+    exports = managed_exports().filter(format=fmt, **({"kind": kind} if kind else {}))
+    candidates = list(exports.order_by("-number").values_list("pk", flat=True)[keep:])
     pruned = []
     for pk in candidates:
         reason = (f"its files were removed to keep the latest {keep} {fmt} export{'s' if keep != 1 else ''} "

@@ -23,7 +23,7 @@ from training.models import Snapshot, SnapshotPolygon, SnapshotScene
 from training.services.snapshots import SnapshotError
 from training.splits import DEFAULT_FRACTIONS, grouped_stratified_split
 
-__all__ = ["scene_snapshot_create", "scene_snapshot_samples", "scene_splits"]
+__all__ = ["scene_snapshot_create", "scene_snapshot_latest_if_unchanged", "scene_snapshot_samples", "scene_splits"]
 
 LABEL_BITS = {ScenePolygon.Label.ICE: 1, ScenePolygon.Label.LEAD: 2, ScenePolygon.Label.WATER: 4}
 
@@ -43,16 +43,32 @@ def scene_splits(scenes: list[tuple[int, int]], *, fractions: dict, seed: int) -
     return splits
 
 
+def _live_revisions():
+    """(polygon id, scene id, revision id, label, source) of every live polygon, the revision its version wrote."""
+    latest = ScenePolygonRevision.objects.filter(polygon=OuterRef("pk"), version=OuterRef("version")).values("pk")
+    return (ScenePolygon.objects.filter(deleted_at__isnull=True).annotate(revision_id=Subquery(latest[:1]))
+            .values_list("pk", "scene_id", "revision_id", "label", "source").order_by("scene_id", "pk"))
+
+
+def scene_snapshot_latest_if_unchanged() -> Snapshot | None:
+    """The scenes' part "snapshot_unchanged" (annotations.kinds): the latest snapshot of scenes when the live
+    polygons are still exactly those it froze (the same revisions, from the same sources), else None; an export
+    of an unchanged set reuses it rather than freezing an identical one."""
+    latest = Snapshot.objects.filter(kind=ItemKind.SCENES).order_by("-number").first()
+    if latest is None or latest.size == 0:
+        return None
+    now = sorted((revision, source) for _, _, revision, _, source in _live_revisions())
+    then = sorted(SnapshotPolygon.objects.filter(snapshot=latest).values_list("revision_id", "source"))
+    return latest if now == then else None
+
+
 @transaction.atomic
 def scene_snapshot_create(*, created_by=None, seed: int = 0, fractions: dict | None = None, note: str = "",
                           agreement_threshold: float | None = None) -> Snapshot:
     """Freeze every scene with live polygons. `agreement_threshold` is the imagettes' (crowd consensus): polygons
     have no crowd, so it is recorded as 0."""
     fractions = dict(fractions or DEFAULT_FRACTIONS)
-    latest = ScenePolygonRevision.objects.filter(polygon=OuterRef("pk"), version=OuterRef("version")).values("pk")
-    rows = list(ScenePolygon.objects.filter(deleted_at__isnull=True)
-                .annotate(revision_id=Subquery(latest[:1]))
-                .values_list("pk", "scene_id", "revision_id", "label", "source").order_by("scene_id", "pk"))
+    rows = list(_live_revisions())
     if not rows:
         raise SnapshotError("no scene has polygons yet: draw some on the polar map or import an ice chart")
     missing = [pk for pk, _, revision, *_ in rows if revision is None]

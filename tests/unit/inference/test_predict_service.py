@@ -88,8 +88,8 @@ def test_no_active_version_is_refused(ingested, register) -> None:
 
 
 def test_unknown_network_is_refused(ingested) -> None:
-    with pytest.raises(PredictRefused, match="unknown network 'sic'.*classifier"):
-        predict_check(network="sic")
+    with pytest.raises(PredictRefused, match="unknown network 'leads'.*classifier"):
+        predict_check(network="leads")
 
 
 def test_a_missing_checkpoint_file_is_refused(ingested, register) -> None:

@@ -308,8 +308,8 @@ def test_command_refusals_are_clear(snapshot, tmp_path):
     (tmp_path / "taken").mkdir()
     with pytest.raises(CommandError, match="already exists"):
         call_command("export", "imagettes", "--format", "csv", "--out", str(tmp_path / "taken"))
-    with pytest.raises(CommandError, match="not available yet"):
-        call_command("export", "scenes", "--format", "stac", "--out", str(tmp_path / "s"))
+    with pytest.raises(CommandError, match="csv is not a format of scenes"):
+        call_command("export", "scenes", "--format", "csv", "--out", str(tmp_path / "s"))
     with pytest.raises(CommandError, match="not available yet"):
         call_command("export", "tracks", "--format", "csv", "--out", str(tmp_path / "t"))
     with pytest.raises(CommandError, match="unknown format"):
