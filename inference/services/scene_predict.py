@@ -30,6 +30,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from annotations.kinds import ItemKind
 from annotations.models import Scene
+from eoplatform.threads import job_threads_plan
 from inference.models import ScenePrediction
 from training.contract import SampleRef
 from training.models import ModelVersion
@@ -135,7 +136,8 @@ def scene_predict(*, network, model, hparams: dict, sample: SampleRef, device, m
                     if progress is not None:
                         progress((i + 1) / len(rows))
                 _flush(dst, acc, base, height - base, width, height, sums)
-        rasterio.shutil.copy(scratch, cog_tmp, driver="COG", **COG_OPTIONS)
+        threads = str(job_threads_plan().intra_op)  # the COG's compression on the CPUs the job may use
+        rasterio.shutil.copy(scratch, cog_tmp, driver="COG", NUM_THREADS=threads, **COG_OPTIONS)
         os.replace(cog_tmp, out)
     finally:
         for path in (scratch, cog_tmp):
