@@ -30,6 +30,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from annotations.kinds import ItemKind
 from annotations.models import Scene
+from annotations.services.scene_ingest import GDAL_CACHE_BYTES
 from eoplatform.threads import job_threads_plan
 from inference.models import ScenePrediction
 from training.contract import SampleRef
@@ -92,6 +93,10 @@ def scene_predict(*, network, model, hparams: dict, sample: SampleRef, device, m
     scratch = out.with_name(f".{out.stem}-{secrets.token_hex(3)}.tif")
     cog_tmp = out.with_name(f".{out.stem}-{secrets.token_hex(3)}.cog.tif")
     sums = {"sic": 0.0, "unc": 0.0, "mi": 0.0, "n": 0, "patches": 0}
+    # GDAL's block cache capped as in the ingest (its default, 5 % of RAM, filled with the layer being written:
+    # 10 000² scene, 2.58 GB peak uncapped).
+    env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
+    env.__enter__()
     try:
         with rasterio.open(sample.path) as src:
             indexes = [list(src.descriptions).index(b) + 1 if b in src.descriptions else i + 1
@@ -140,6 +145,7 @@ def scene_predict(*, network, model, hparams: dict, sample: SampleRef, device, m
         rasterio.shutil.copy(scratch, cog_tmp, driver="COG", NUM_THREADS=threads, **COG_OPTIONS)
         os.replace(cog_tmp, out)
     finally:
+        env.__exit__(None, None, None)
         for path in (scratch, cog_tmp):
             path.unlink(missing_ok=True)
     n = sums["n"]
