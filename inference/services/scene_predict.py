@@ -95,57 +95,55 @@ def scene_predict(*, network, model, hparams: dict, sample: SampleRef, device, m
     sums = {"sic": 0.0, "unc": 0.0, "mi": 0.0, "n": 0, "patches": 0}
     # GDAL's block cache capped as in the ingest (its default, 5 % of RAM, filled with the layer being written:
     # 10 000² scene, 2.58 GB peak uncapped).
-    env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
-    env.__enter__()
     try:
-        with rasterio.open(sample.path) as src:
-            indexes = [list(src.descriptions).index(b) + 1 if b in src.descriptions else i + 1
-                       for i, b in enumerate(bands)]
-            height, width = src.height, src.width
-            profile = {"driver": "GTiff", "width": width, "height": height, "count": 2, "dtype": "float32",
-                       "crs": src.crs, "transform": src.transform, "nodata": float("nan"), "tiled": True,
-                       "blockxsize": 512, "blockysize": 512, "BIGTIFF": "IF_SAFER"}
-            rows, cols = patch_origins(height, patch, stride), patch_origins(width, patch, stride)
-            acc = np.zeros((3, patch, width + patch), np.float32)  # sic, uncertainty, weight; room past the edge
-            with rasterio.open(scratch, "w", **profile) as dst:
-                dst.set_band_description(1, "sic")
-                dst.set_band_description(2, "uncertainty")
-                base = 0
-                for i, r0 in enumerate(rows):
-                    if r0 > base:  # the rows above this strip are final
-                        _flush(dst, acc, base, r0 - base, width, height, sums)
-                        acc = np.roll(acc, -(r0 - base), axis=1)
-                        acc[:, -(r0 - base):] = 0
-                        base = r0
-                    inside = r0 + patch <= height  # else a scene lower than a patch: read past its edge as no data
-                    strip = src.read(indexes, window=Window(0, r0, width, patch), boundless=not inside,
-                                     fill_value=np.nan).astype(np.float32)
-                    if strip.shape[2] < cols[-1] + patch:  # a scene narrower than a patch
-                        strip = np.pad(strip, ((0, 0), (0, 0), (0, cols[-1] + patch - strip.shape[2])),
-                                       constant_values=np.nan)
-                    x, valid = normalise_bands(strip, bands)
-                    for start in range(0, len(cols), BATCH):
-                        chunk = cols[start:start + BATCH]
-                        if not any(valid[:, c:c + patch].any() for c in chunk):
-                            continue  # no data under these patches: nothing to predict
-                        inputs = torch.from_numpy(np.stack([x[:, :, c:c + patch] for c in chunk]))
-                        sums["patches"] += len(chunk)
-                        with torch.no_grad():
-                            predicted = network.predict_patches(model, inputs, device, mc_dropout=mc_dropout)
-                        for k, c in enumerate(chunk):
-                            acc[0, :, c:c + patch] += predicted["sic"][k] * weights
-                            acc[1, :, c:c + patch] += predicted["uncertainty"][k] * weights
-                            acc[2, :, c:c + patch] += weights
-                    # no data in, no data out: the accumulator keeps NaN-free sums, the mask is applied on flush
-                    acc[2, :, :width][~valid[:, :width]] = 0
-                    if progress is not None:
-                        progress((i + 1) / len(rows))
-                _flush(dst, acc, base, height - base, width, height, sums)
-        threads = str(job_threads_plan().intra_op)  # the COG's compression on the CPUs the job may use
-        rasterio.shutil.copy(scratch, cog_tmp, driver="COG", NUM_THREADS=threads, **COG_OPTIONS)
-        os.replace(cog_tmp, out)
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+            with rasterio.open(sample.path) as src:
+                indexes = [list(src.descriptions).index(b) + 1 if b in src.descriptions else i + 1
+                           for i, b in enumerate(bands)]
+                height, width = src.height, src.width
+                profile = {"driver": "GTiff", "width": width, "height": height, "count": 2, "dtype": "float32",
+                           "crs": src.crs, "transform": src.transform, "nodata": float("nan"), "tiled": True,
+                           "blockxsize": 512, "blockysize": 512, "BIGTIFF": "IF_SAFER"}
+                rows, cols = patch_origins(height, patch, stride), patch_origins(width, patch, stride)
+                acc = np.zeros((3, patch, width + patch), np.float32)  # sic, uncertainty, weight; room past the edge
+                with rasterio.open(scratch, "w", **profile) as dst:
+                    dst.set_band_description(1, "sic")
+                    dst.set_band_description(2, "uncertainty")
+                    base = 0
+                    for i, r0 in enumerate(rows):
+                        if r0 > base:  # the rows above this strip are final
+                            _flush(dst, acc, base, r0 - base, width, height, sums)
+                            acc = np.roll(acc, -(r0 - base), axis=1)
+                            acc[:, -(r0 - base):] = 0
+                            base = r0
+                        inside = r0 + patch <= height  # else a scene lower than a patch: read past its edge as no data
+                        strip = src.read(indexes, window=Window(0, r0, width, patch), boundless=not inside,
+                                         fill_value=np.nan).astype(np.float32)
+                        if strip.shape[2] < cols[-1] + patch:  # a scene narrower than a patch
+                            strip = np.pad(strip, ((0, 0), (0, 0), (0, cols[-1] + patch - strip.shape[2])),
+                                           constant_values=np.nan)
+                        x, valid = normalise_bands(strip, bands)
+                        for start in range(0, len(cols), BATCH):
+                            chunk = cols[start:start + BATCH]
+                            if not any(valid[:, c:c + patch].any() for c in chunk):
+                                continue  # no data under these patches: nothing to predict
+                            inputs = torch.from_numpy(np.stack([x[:, :, c:c + patch] for c in chunk]))
+                            sums["patches"] += len(chunk)
+                            with torch.no_grad():
+                                predicted = network.predict_patches(model, inputs, device, mc_dropout=mc_dropout)
+                            for k, c in enumerate(chunk):
+                                acc[0, :, c:c + patch] += predicted["sic"][k] * weights
+                                acc[1, :, c:c + patch] += predicted["uncertainty"][k] * weights
+                                acc[2, :, c:c + patch] += weights
+                        # no data in, no data out: the accumulator keeps NaN-free sums, the mask is applied on flush
+                        acc[2, :, :width][~valid[:, :width]] = 0
+                        if progress is not None:
+                            progress((i + 1) / len(rows))
+                    _flush(dst, acc, base, height - base, width, height, sums)
+            threads = str(job_threads_plan().intra_op)  # the COG's compression on the CPUs the job may use
+            rasterio.shutil.copy(scratch, cog_tmp, driver="COG", NUM_THREADS=threads, **COG_OPTIONS)
+            os.replace(cog_tmp, out)
     finally:
-        env.__exit__(None, None, None)
         for path in (scratch, cog_tmp):
             path.unlink(missing_ok=True)
     n = sums["n"]
