@@ -47,6 +47,32 @@ class ChartFile:
         return self.path.name
 
 
+def _walked_chart(path: Path) -> bool:
+    """Whether a GeoJSON or shapefile met while walking a folder is to be read as an ice chart: yes, unless it lies in
+    a dataset's folder (a STAC collection.json or an export's manifest.csv beside it: e.g. the labels.geojson of a
+    Cryolabel STAC export ingested back) and has no SIGRID-3 CT field. Elsewhere a vector without CT is read and
+    refused with the reason, so an uploaded chart that is not one is never dropped silently."""
+    if not any((path.parent / name).is_file() for name in ("collection.json", "manifest.csv")):
+        return True
+    ext = path.suffix.lower()
+    try:
+        if ext == ".geojson":
+            with path.open("rb") as f:
+                head = f.read(1 << 16)
+            return b'"ct"' in head.lower()
+        if ext == ".shp":  # the attribute names are in the .dbf's header: 32-byte descriptors, 11-byte names
+            dbf = next((p for p in (path.with_suffix(".dbf"), path.with_suffix(".DBF")) if p.is_file()), None)
+            if dbf is None:
+                return True  # no attributes at all: read, and refused with the reason
+            with dbf.open("rb") as f:
+                header = f.read(32 * 256)
+            names = {header[i:i + 11].split(b"\x00")[0].upper() for i in range(32, len(header) - 11, 32)}
+            return b"CT" in names
+    except OSError:
+        return True  # unreadable: reported by the reader
+    return True
+
+
 def _zip_holds_shapefile(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as zf:
@@ -190,6 +216,8 @@ def _walk(root: Path, limits: Limits) -> Iterator[Found]:
                 continue
             if f.is_symlink():
                 yield IngestError(f"{name} is a symbolic link: skipped", f)
+                continue
+            if ext in CHART_EXTS and not _walked_chart(f):
                 continue
             file_labels = labels if ext in _RASTER_EXTS else ()
             if manifests[here] is not None and ext in _RASTER_EXTS:

@@ -121,6 +121,21 @@ def test_a_walked_folder_yields_the_chart_and_skips_its_sidecars(tmp_path, halve
     assert list(iter_records(folder)) == [ChartFile(shp)]
 
 
+def test_a_datasets_vector_labels_are_not_taken_for_a_chart_but_a_chart_beside_them_is(tmp_path, halves) -> None:
+    """A STAC export ingested back holds labels.geojson (no CT) beside collection.json: not a chart, left alone;
+    outside such a folder a GeoJSON without CT is read and refused with the reason (an upload is never dropped)."""
+    folder = tmp_path / "stac-export"
+    folder.mkdir()
+    (folder / "collection.json").write_text(json.dumps({"type": "Collection"}))
+    _chart(folder, "labels.geojson", halves, props={"labels": "sea_ice"})
+    chart = _chart(folder, "chart.geojson", halves)
+    assert list(iter_records(folder)) == [ChartFile(chart)]
+    alone = tmp_path / "upload"
+    alone.mkdir()
+    labels = _chart(alone, "labels.geojson", halves, props={"labels": "sea_ice"})
+    assert list(iter_records(alone)) == [ChartFile(labels)]  # then refused by the chart reader: no CT field
+
+
 # --- imported after the batch's scenes -----------------------------------------------------------------------------
 
 @pytest.mark.django_db
