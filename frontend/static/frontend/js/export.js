@@ -5,7 +5,7 @@ import { followJobs } from "./jobs-socket.js";
 import { $, fmtBytes as bytes, fmtWhen as when, html, isNum, pageClasses, safeUrl, setHtml } from "./util.js";
 
 const classes = pageClasses();
-const FORMAT_NAMES = { imagefolder: "ImageFolder", csv: "CSV", stac: "STAC" };
+const FORMAT_NAMES = { imagefolder: "ImageFolder", csv: "CSV", stac: "STAC", chips: "Chips", geojson: "GeoJSON" };
 const SPLITS = ["train", "val", "test"];
 
 const state = {
@@ -21,6 +21,21 @@ function flash(box, text) {
   box.hidden = !text;
 }
 
+// --- what to export: imagettes or scenes, each with its own formats (one fieldset of them enabled at a time) ------
+function currentKind() {
+  const checked = document.querySelector("input[name=kind]:checked");
+  return checked ? checked.value : "imagettes";
+}
+document.querySelectorAll("input[name=kind]").forEach((input) => input.addEventListener("change", () => {
+  document.querySelectorAll("fieldset[data-kind]").forEach((set) => {
+    const on = set.dataset.kind === currentKind();
+    set.hidden = !on;
+    set.disabled = !on; // a disabled fieldset's radios are left out of the form's data
+  });
+  $("export-snapshot").value = "";
+  loadSnapshots();
+}));
+
 // --- snapshots to choose from -------------------------------------------------------------------------
 async function loadSnapshots() {
   const { ok, data } = await api("/api/v1/snapshots/");
@@ -28,12 +43,12 @@ async function loadSnapshots() {
   const select = $("export-snapshot");
   const chosen = select.value;
   select.querySelectorAll("option[data-snapshot]").forEach((o) => o.remove());
-  data.forEach((s) => {
+  data.filter((s) => s.kind === currentKind()).forEach((s) => {
     const option = document.createElement("option");
     option.value = String(s.id);
     option.dataset.snapshot = "1";
     const splits = s.counts && s.counts.per_split ? SPLITS.map((k) => `${k} ${s.counts.per_split[k] || 0}`).join(", ") : "";
-    option.textContent = `#${s.number} · ${s.size} imagettes${splits ? ` (${splits})` : ""} · ${when(s.created_at)}`;
+    option.textContent = `#${s.number} · ${s.size} ${s.kind}${splits ? ` (${splits})` : ""} · ${when(s.created_at)}`;
     option.disabled = !s.size;
     select.appendChild(option);
   });
@@ -44,7 +59,7 @@ async function loadSnapshots() {
 $("export-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const form = new FormData(ev.target);
-  const body = { format: form.get("format") };
+  const body = { kind: form.get("kind") || "imagettes", format: form.get("format") };
   if (form.get("snapshot")) body.snapshot = Number(form.get("snapshot"));
   const button = $("export-button");
   button.disabled = true;
@@ -131,7 +146,24 @@ function onJob(job, initial = false) {
 
 
 // --- past exports and their cards -----------------------------------------------------------------------
+// A scene export's card: polygons per class and source and split (and chips per split for chips).
+function sceneCardHtml(exp) {
+  const card = exp.card || {};
+  const counts = card.counts || {};
+  const row = (name, r) => html`<tr><td>${name}</td>${SPLITS.map((s) => html`<td class="num">${(r || {})[s] ?? 0}</td>`)}
+    <td class="num">${(r || {}).total ?? SPLITS.reduce((a, s) => a + ((r || {})[s] || 0), 0)}</td></tr>`;
+  const labels = Object.entries(counts.polygons_per_label || {}).map(([k, r]) => row(`${k} polygons`, r));
+  const sources = Object.entries(counts.polygons_per_source || {}).map(([k, r]) => row(`from ${k}`, r));
+  return html`<table class="data card-counts">
+      <thead><tr><th></th>${SPLITS.map((s) => html`<th class="num">${s}</th>`)}<th class="num">total</th></tr></thead>
+      <tbody>${row("scenes", { ...(counts.per_split || {}), total: counts.total })}${labels}${sources}
+        ${counts.chips_per_split ? row("chips", counts.chips_per_split) : ""}</tbody>
+    </table>
+    <p class="muted small">${card.layout || ""}</p>`;
+}
+
 function cardHtml(exp) {
+  if (exp.kind === "scenes") return sceneCardHtml(exp);
   const card = exp.card || {};
   const counts = card.counts || exp.counts || {};
   const perClass = counts.per_class || {};
@@ -181,7 +213,7 @@ function renderExports() {
     const link = exp.available
       ? html`<a href="${safeUrl(exp.download)}" class="download-link">Download zip</a>`
       : html`<span class="muted" title="${exp.pruned_reason || "the folder was removed from the server"}">${exp.pruned_at ? "files pruned" : "files gone"}</span>`;
-    setHtml(tr, html`<td>#${exp.number}</td><td>${FORMAT_NAMES[exp.format] || exp.format}</td>
+    setHtml(tr, html`<td>#${exp.number}</td><td>${exp.kind === "scenes" ? "Scenes · " : ""}${FORMAT_NAMES[exp.format] || exp.format}</td>
       <td class="num">#${exp.snapshot_number}</td><td class="num">${exp.items}</td>
       <td class="num">${bytes(exp.size_bytes)}</td><td>${when(exp.created_at)}</td><td>${exp.created_by || ""}</td>
       <td><button type="button" class="link" data-card="${exp.id}" aria-expanded="${state.open.has(exp.id)}">Dataset card</button></td>
