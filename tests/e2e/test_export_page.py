@@ -66,6 +66,45 @@ def test_export_from_the_page_to_the_download(page, platform_imagettes, make_use
     page.screenshot(path=str(tmp_path / "export-page.png"), full_page=True)
 
 
+def test_scenes_exported_as_chips_from_the_page(page, platform, make_user, tmp_path):
+    """Scenes with polygons: the page's Scenes choice offers their formats; chips are written by the job, the zip
+    downloads, and the export's card counts its scenes, polygons and chips."""
+    from shapely.geometry import shape
+
+    from annotations.services.ingest import ingest_paths
+    from annotations.services.scene_polygons import polygon_create
+    from demo.synthetic import write_demo_scenes
+
+    report = ingest_paths(write_demo_scenes(tmp_path / "ew", 2, seed=6, size=200))
+    assert not report.errors and len(report.scenes) == 2
+    from annotations.models import Scene
+
+    for scene in Scene.objects.all():
+        c = shape(scene.footprint).centroid
+        square = [[c.x - 0.3, c.y - 0.1], [c.x + 0.3, c.y - 0.1], [c.x + 0.3, c.y + 0.1], [c.x - 0.3, c.y + 0.1]]
+        polygon_create(scene=scene, geometry={"type": "Polygon", "coordinates": [[*square, square[0]]]},
+                       label="ice", sic=60)
+    make_user(Role.ADMIN, "chief")
+    _open(page, "chief")
+    page.check("input[name=kind][value=scenes]")
+    expect(page.locator("input[name=format][value=imagefolder]")).to_be_hidden()
+    page.check("input[name=format-scenes][value=chips]")
+    page.click("#export-button")
+    expect(page.locator("#export-job")).to_have_attribute("data-state", "succeeded", timeout=60_000)
+    with page.expect_download() as info:
+        page.locator("#export-download").click()
+    target = tmp_path / "scenes.zip"
+    info.value.save_as(target)
+    names = zipfile.ZipFile(target).namelist()
+    assert any(n.endswith("_sic.tif") for n in names) and any(n.endswith("_class.tif") for n in names)
+    row = page.locator("#export-1")
+    expect(row).to_contain_text("Scenes · Chips")
+    row.locator("[data-card]").click()
+    card = page.locator("#export-card-1")
+    expect(card.locator("tr", has_text="ice polygons")).to_contain_text("2")
+    expect(card.locator("tr", has_text="chips")).to_be_visible()
+
+
 def test_nothing_curated_shows_why(page, platform_imagettes, make_user):
     make_user(Role.ADMIN, "boss")
     _open(page, "boss")

@@ -59,7 +59,9 @@ async function loadSnapshots() {
 $("export-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const form = new FormData(ev.target);
-  const body = { kind: form.get("kind") || "imagettes", format: form.get("format") };
+  const kind = form.get("kind") || "imagettes";
+  // Each kind's formats are a radio group of their own (one name each: a form keeps one checked radio per name).
+  const body = { kind, format: form.get(kind === "scenes" ? "format-scenes" : "format") };
   if (form.get("snapshot")) body.snapshot = Number(form.get("snapshot"));
   const button = $("export-button");
   button.disabled = true;
