@@ -61,10 +61,23 @@ export function drawing(map, store, form, { status, sceneId }) {
   function after(id, work) {
     const next = (saving.get(id) || Promise.resolve()).then(work, work);
     saving.set(id, next);
-    return next;
+    return track(next);
   }
 
-  async function create(properties, geometry, { record = true } = {}) {
+  // Every change in flight, so that an undo waits for them: Ctrl+Z pressed while a deletion is still on its way
+  // must undo that deletion (its undo entry is pushed when the server answers), not the change before it.
+  const inflight = new Set();
+  function track(promise) {
+    inflight.add(promise);
+    promise.finally(() => inflight.delete(promise));
+    return promise;
+  }
+
+  function create(properties, geometry, options = {}) {
+    return track(createNow(properties, geometry, options));
+  }
+
+  async function createNow(properties, geometry, { record = true } = {}) {
     const res = await api(`/api/v1/scenes/${sceneId()}/polygons/`, { method: "POST", body: { geometry, ...properties } });
     if (!res.ok) {
       status(`Polygon refused: ${errorText(res.data, res.status)}`, true);
@@ -135,6 +148,7 @@ export function drawing(map, store, form, { status, sceneId }) {
   });
 
   async function undoLast() {
+    await Promise.allSettled([...inflight]);
     const entry = undo.pop();
     $("tool-undo").disabled = undo.length === 0;
     if (!entry) return;
