@@ -190,3 +190,23 @@ def test_an_expert_sees_the_sic_layer_and_accepts_a_predicted_region(page, platf
     expect(page.locator("#map-note")).to_contain_text("Accepted the predicted region")
     polygon = ScenePolygon.objects.get(scene=scene)
     assert polygon.source == "prediction" and polygon.author.username == "sic-expert"
+
+
+def test_a_hostile_stage_is_shown_as_text(page, platform, scene, make_user):
+    """A stage is text a person typed: the polygon's tooltip shows it as text, never as markup."""
+    hostile = '<img src=x onerror="window.pwned=1">'
+    c = shape(scene.footprint).centroid
+    ring = [[c.x - 0.3, c.y - 0.1], [c.x + 0.3, c.y - 0.1], [c.x + 0.3, c.y + 0.1], [c.x - 0.3, c.y + 0.1]]
+    from annotations.services.scene_polygons import polygon_create
+
+    polygon_create(scene=scene, geometry={"type": "Polygon", "coordinates": [[*ring, ring[0]]]}, label="ice", sic=40,
+                   stage=hostile)
+    make_user(Role.ANNOTATOR, "hover-reader")
+    open_scene(page, scene, "hover-reader")
+    expect(page.locator("#scene-app")).to_have_attribute("data-polygons", "1")
+    point = page.evaluate("([lat, lon]) => window.cryolabelScenes.pagePoint(lat, lon)", [c.y, c.x])
+    page.mouse.move(point["x"], point["y"])
+    page.mouse.move(point["x"] + 2, point["y"] + 1)
+    tooltip = page.locator(".leaflet-tooltip")
+    expect(tooltip).to_contain_text(hostile)
+    assert tooltip.locator("img").count() == 0 and page.evaluate("window.pwned === undefined")

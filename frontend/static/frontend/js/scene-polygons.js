@@ -3,7 +3,7 @@
 // sea-ice concentration, and selectable. The store keeps one Leaflet layer per polygon and the version the server
 // gave it: a change arriving twice (the socket and the API both tell it) or out of order is kept only when newer.
 import { api, errorText } from "./api.js";
-import { $ } from "./util.js";
+import { $, textNode } from "./util.js";
 
 const app = $("scene-app");
 const WATER = [31, 78, 121]; // 0 % ice
@@ -65,7 +65,8 @@ export class PolygonStore {
     const layer = L.GeoJSON.geometryToLayer(feature, { pmIgnore: false, snapIgnore: false, renderer: this.renderer });
     layer.feature = feature;
     layer.setStyle(polygonStyle(feature.properties, this.selected === feature.id));
-    layer.bindTooltip(() => describe(layer.feature.properties, this.classes), { sticky: true, opacity: 0.9 });
+    // A node, not a string: Leaflet parses a string as HTML, and a stage is text a person typed.
+    layer.bindTooltip(() => textNode(describe(layer.feature.properties, this.classes)), { sticky: true, opacity: 0.9 });
     layer.on("click", (ev) => {
       if (this.map.pm.globalRemovalModeEnabled() || this.map.pm.globalDrawModeEnabled()) return;
       if (app.dataset.mode === "accept") return; // the click goes on to the map: accept the predicted region there

@@ -11,7 +11,7 @@ import { followScene } from "./scene-live.js";
 import { createMap } from "./scene-map.js";
 import { PolygonStore } from "./scene-polygons.js";
 import { predictionTools } from "./scene-predictions.js";
-import { $, fmtUtc, isTyping } from "./util.js";
+import { $, fmtUtc, isTyping, textNode } from "./util.js";
 
 const app = $("scene-app");
 const setup = JSON.parse($("scenes-setup").textContent);
@@ -69,7 +69,7 @@ function buildMap(pole) {
     const outline = L.geoJSON(scene.footprint, {
       style: { color: "#0b6e99", weight: 1.5, fill: true, fillOpacity: 0.04, dashArray: "6 4" }, pmIgnore: true, renderer,
     });
-    outline.bindTooltip(sceneLabel(scene), { sticky: true });
+    outline.bindTooltip(textNode(sceneLabel(scene)), { sticky: true }); // a node: its text is the product's metadata
     outline.on("click", () => {
       const busy = map.pm.globalDrawModeEnabled() || map.pm.globalEditModeEnabled() || map.pm.globalRemovalModeEnabled();
       if (!busy && (!state.scene || state.scene.id !== scene.id)) choose(scene.id);

@@ -62,6 +62,13 @@ export function safeUrl(url) {
   }
 }
 
+// Text as a DOM node, for APIs that would parse a string as markup (Leaflet's tooltips and popups do).
+export function textNode(text) {
+  const span = document.createElement("span");
+  span.textContent = String(text ?? "");
+  return span;
+}
+
 // --- the page ----------------------------------------------------------------------------------------
 export const $ = (id) => document.getElementById(id);
 
