@@ -64,6 +64,10 @@ KINDS: dict[str, KindEntry] = {
                                        "annotations.IceChart"),
                                reader="annotations.readers.s1_grd.read_grd_safe",
                                formats=("SAFE folder or zip (EW or IW GRD)",)),
+    ItemKind.TRACKS: KindEntry(ItemKind.TRACKS, "tracks", "annotations.Track",
+                               labels=("annotations.TrackCollocation", "annotations.TrackLabelRange"),
+                               reader="annotations.readers.altimetry.read_track",
+                               formats=("SARAL/AltiKa SGDR NetCDF (40 Hz)", "CryoSat-2 SIRAL L1B NetCDF (LRM, SAR)")),
 }
 
 

@@ -43,5 +43,9 @@ def test_the_kinds_registry_names_real_tables_and_every_part_of_the_available_ki
         assert set(entry.parts) == set(kinds.PARTS)  # filled by training and inference at start-up
     scenes = kinds.kind_entry(ItemKind.SCENES)  # learned by sic: snapshots, predictions and review are in
     assert {"snapshot_create", "snapshot_samples", "predictions", "review_unit"} <= set(scenes.parts)
-    with pytest.raises(kinds.KindNotAvailable, match="altimetry tracks are not available yet"):
-        kinds.part(ItemKind.TRACKS, "predictions")
+    tracks = kinds.kind_entry(ItemKind.TRACKS)  # their tables are there; a part not filled in says so
+    for label in (tracks.model, *tracks.labels):
+        assert apps.get_model(label)._meta.db_table
+    for part in sorted(set(kinds.PARTS) - set(tracks.parts)):
+        with pytest.raises(kinds.KindNotAvailable, match=f"tracks have no {part.replace('_', ' ')}"):
+            kinds.part(ItemKind.TRACKS, part)
