@@ -24,4 +24,6 @@ urlpatterns = [
     path("scenes/<int:pk>/tiles/<str:z>/<str:x>/<str:y>.<str:fmt>", api_scenes.SceneTileApi.as_view(),
          name="scene-tile"),
     path("", include("annotations.api_scene_polygons")),
+    # A track's automatic labels (collocation with scenes): annotations/api_track_collocation.py.
+    path("", include("annotations.api_track_collocation")),
 ]

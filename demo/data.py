@@ -154,15 +154,24 @@ def demo_set_make(*, root: Path, demo_set: DemoSet) -> str:
 DEMO_SCENE_SIZE = 2000  # px; ~4 s of ingest each on one core, done by the worker after the platform is up
 
 
-def demo_scenes_write(*, root: Path, count: int, size: int = DEMO_SCENE_SIZE) -> tuple[Path, Path]:
-    """The demo's EW scenes (`root/scenes/`, same bytes every time) and the synthetic ice chart of them
-    (`root/charts/`, for a user to upload from the polar map); written once. Returns (scenes folder, chart)."""
+DEMO_TRACKS = 4
+
+
+def demo_scenes_write(*, root: Path, count: int, size: int = DEMO_SCENE_SIZE,
+                      tracks: int = DEMO_TRACKS) -> tuple[Path, Path, Path | None]:
+    """The demo's EW scenes (`root/scenes/`, same bytes every time), the synthetic ice chart of them
+    (`root/charts/`) and `tracks` SARAL/AltiKa passes crossing them (`root/tracks/`, ~0.5 s each); written once.
+    Returns (scenes folder, chart, tracks folder or None)."""
     from demo.synthetic import write_demo_scenes
+    from demo.synthetic.altimetry import write_demo_tracks
     from demo.synthetic.ice_chart import CHART_NAME, write_demo_chart
 
-    scenes, chart = root / "scenes", root / "charts" / CHART_NAME
+    scenes, chart, track_folder = root / "scenes", root / "charts" / CHART_NAME, root / "tracks"
     if not (scenes / ".truth" / "scenes.json").exists():  # written last: a set cut short is written again
         write_demo_scenes(root, count, seed=0, size=size)
     if not chart.exists():
         write_demo_chart(scenes, chart)
-    return scenes, chart
+    if tracks and not (track_folder / ".truth" / "tracks.json").exists():  # likewise
+        shutil.rmtree(track_folder, ignore_errors=True)
+        write_demo_tracks(root, tracks, seed=0, scenes=count, scene_size=size)
+    return scenes, chart, track_folder if tracks else None

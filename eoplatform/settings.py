@@ -330,6 +330,10 @@ CRYOLABEL_SETTLED_AGREEMENT = float(os.environ.get("CRYOLABEL_SETTLED_AGREEMENT"
 # New curated labels (decisions, imports, accepted predictions, settled consensus) since the last training's
 # snapshot that start a training on their own; 0 = off. The first training is always started by someone.
 CRYOLABEL_RETRAIN_AFTER = int(os.environ.get("CRYOLABEL_RETRAIN_AFTER", "100"))
+# Track collocation (annotations.services.collocation): scenes within this many hours of a track label its
+# waveforms; a nadir closer than this many metres to a lead polygon is a lead.
+CRYOLABEL_COLLOCATION_WINDOW_H = float(os.environ.get("CRYOLABEL_COLLOCATION_WINDOW_H", "3"))
+CRYOLABEL_LEAD_DISTANCE_M = float(os.environ.get("CRYOLABEL_LEAD_DISTANCE_M", "200"))
 # How long the review queue keeps an item it showed to one expert from the others.
 CRYOLABEL_REVIEW_LEASE_SECONDS = int(os.environ.get("CRYOLABEL_REVIEW_LEASE_SECONDS", "300"))
 CRYOLABEL_MAX_UPLOAD_MB = int(os.environ.get("CRYOLABEL_MAX_UPLOAD_MB", "2048"))

@@ -1,6 +1,6 @@
-"""Walking what came in (files, folders, SAFE products, TenGeoP-SARwv trees, exports, ice charts) into records (an
-ImagetteRecord per imagette, a GrdProduct per EW / IW GRD scene, a ChartFile per ice chart), and the ground truth
-sidecar of the demo data."""
+"""Walking what came in (files, folders, SAFE products, TenGeoP-SARwv trees, exports, ice charts, altimetry tracks)
+into records (an ImagetteRecord per imagette, a GrdProduct per EW / IW GRD scene, a ChartFile per ice chart, a
+TrackFile per NetCDF track), and the ground truth sidecar of the demo data."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from annotations.readers.altimetry import NETCDF_MAGIC
 from annotations.readers.base import (
     _PNG_MAGIC,
     _RASTER_EXTS,
@@ -33,12 +34,26 @@ from annotations.wv_classes import class_by_name
 _GPKG_MAGIC = b"SQLite format 3\x00"
 _SHP_MAGIC = b"\x00\x00\x27\x0a"
 CHART_EXTS = {".gpkg", ".geojson", ".shp"}  # walked; a .json only when named (sidecars are JSON too)
+TRACK_EXTS = {".nc"}  # NetCDF altimetry tracks (SARAL/AltiKa SGDR, CryoSat-2 L1B); told by their magic bytes
 
 
 @dataclass(frozen=True)
 class ChartFile:
     """An ice chart found among what came in: the ingest imports it onto the scenes it overlaps, after the batch's
     scenes are in."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@dataclass(frozen=True)
+class TrackFile:
+    """A NetCDF altimetry track found among what came in: read (annotations.readers.altimetry.read_track) and
+    ingested after the batch's scenes and charts, so that its collocation sees them. Only the path travels: a
+    batch of passes never holds their waveforms all at once."""
 
     path: Path
 
@@ -94,7 +109,7 @@ def _is_safe_dir(path: Path) -> bool:
     return path.name.upper().endswith(".SAFE") or (path / "manifest.safe").is_file()
 
 
-Found = ImagetteRecord | GrdProduct | ChartFile | IngestError
+Found = ImagetteRecord | GrdProduct | ChartFile | TrackFile | IngestError
 
 
 def _file_records(path: Path, key: str, labels: tuple[str, ...], limits: Limits) -> Iterator[Found]:
@@ -108,13 +123,15 @@ def _file_records(path: Path, key: str, labels: tuple[str, ...], limits: Limits)
         elif head.startswith((_GPKG_MAGIC, _SHP_MAGIC)) or (
                 path.suffix.lower() in (".geojson", ".json") and head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")):
             yield ChartFile(path)
+        elif head.startswith(NETCDF_MAGIC):
+            yield TrackFile(path)
         elif head.startswith(_TIFF_MAGIC):
             yield read_geotiff(path, key=key, label_slugs=labels, limits=limits)
         elif head.startswith(_PNG_MAGIC):
             yield read_png(path, key=key, label_slugs=labels, limits=limits)
         else:
-            yield IngestError(f"{path.name} is not a GeoTIFF, PNG, SAFE product or ice chart: {_describe_bytes(head)}",
-                              path)
+            yield IngestError(f"{path.name} is not a GeoTIFF, PNG, SAFE product, ice chart or NetCDF track: "
+                              f"{_describe_bytes(head)}", path)
     except IngestError as e:
         yield e.at(path)
     except OSError as e:
@@ -142,15 +159,15 @@ def _safe_dir_records(path: Path, limits: Limits) -> Iterator[Found]:
 def iter_records(
     paths: str | Path | Iterable[str | Path], *, limits: Limits = DEFAULT_LIMITS
 ) -> Iterator[Found]:
-    """Every imagette, scene and ice chart under `paths` (files and folders, walked recursively in name order), and
-    an IngestError (with .path) for every file that cannot be read, so one bad file never stops a batch.
+    """Every imagette, scene, ice chart and track under `paths` (files and folders, walked recursively in name
+    order), and an IngestError (with .path) for every file that cannot be read, so one bad file never stops a batch.
 
     SAFE folders and zips give, by their own metadata, one GrdProduct (an EW / IW GRD scene) or one record per
     imagette (Wave Mode); GeoTIFFs and PNGs one imagette each, labelled when their
     folder is a TenGeoP letter (F..O) or a class name/slug; GeoPackages, shapefiles (also zipped) and GeoJSON files
-    a ChartFile each. When walking, files that are not .tif/.tiff/.png/.zip/.gpkg/.shp/.geojson (CSV, JSON, XML
-    sidecars, a shapefile's .dbf/.shx/.prj) and hidden entries are skipped; a file named explicitly is always
-    reported on.
+    a ChartFile each; NetCDF files a TrackFile each. When walking, files that are not
+    .tif/.tiff/.png/.zip/.gpkg/.shp/.geojson/.nc (CSV, JSON, XML sidecars, a shapefile's .dbf/.shx/.prj) and hidden
+    entries are skipped; a file named explicitly is always reported on.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
@@ -212,7 +229,7 @@ def _walk(root: Path, limits: Limits) -> Iterator[Found]:
         for name in sorted(filenames):
             f = here / name
             ext = f.suffix.lower()
-            if name.startswith(".") or ext not in _RASTER_EXTS | _ZIP_EXTS | CHART_EXTS:
+            if name.startswith(".") or ext not in _RASTER_EXTS | _ZIP_EXTS | CHART_EXTS | TRACK_EXTS:
                 continue
             if f.is_symlink():
                 yield IngestError(f"{name} is a symbolic link: skipped", f)

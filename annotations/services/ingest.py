@@ -1,4 +1,5 @@
-"""Ingest: files and folders in, Imagette rows (with their dB array and preview on disk) out.
+"""Ingest: files and folders in, Imagette rows (with their dB array and preview on disk) out; and scenes, ice
+charts and altimetry tracks (annotations.services.scene_ingest, ice_charts, track_ingest), in that order.
 
 Each imagette is all or nothing: its files are written to temporary names and renamed into place,
 then its row is inserted; if anything fails, what was written is removed and the reason is
@@ -23,15 +24,17 @@ from django.db import DatabaseError, IntegrityError, transaction
 from annotations import hooks
 from annotations.models import Imagette
 from annotations.readers import DEFAULT_LIMITS, ImagetteRecord, IngestError, Limits, iter_records, preview_png
-from annotations.readers.batch import CHART_EXTS, ChartFile
+from annotations.readers.altimetry import read_track
+from annotations.readers.batch import CHART_EXTS, TRACK_EXTS, ChartFile, TrackFile
 from annotations.readers.geo import footprint_bbox
 from annotations.readers.s1_grd import GrdProduct
 from annotations.services.labels import imported_label_fields, imported_label_record
 from annotations.services.scene_ingest import scene_ingest
+from annotations.services.track_ingest import track_ingest
 from annotations.wv_classes import class_by_slug
 
 PREVIEW_MAX_SIDE = 512
-INGESTIBLE_SUFFIXES = {".tif", ".tiff", ".png", ".zip", *CHART_EXTS}
+INGESTIBLE_SUFFIXES = {".tif", ".tiff", ".png", ".zip", *CHART_EXTS, *TRACK_EXTS}
 
 
 @dataclass
@@ -39,13 +42,15 @@ class IngestReport:
     created: list[int] = field(default_factory=list)  # imagettes
     scenes: list[int] = field(default_factory=list)
     charts: list[dict] = field(default_factory=list)  # {"chart": id, "name", "stored": polygons, "scenes": n}
+    tracks: list[int] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     labelled: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
 
     def as_dict(self) -> dict:
         return {
-            "created": len(self.created), "scenes": len(self.scenes), "duplicates": len(self.duplicates),
+            "created": len(self.created), "scenes": len(self.scenes), "tracks": len(self.tracks),
+            "duplicates": len(self.duplicates),
             "charts": self.charts, "labelled": self.labelled,
             "errors": [{"path": p, "reason": r} for p, r in self.errors],
             "message": self.summary(),
@@ -54,12 +59,15 @@ class IngestReport:
     @property
     def taken(self) -> int:
         """Items of any kind this ingest made."""
-        return len(self.created) + len(self.scenes) + len(self.charts)
+        return len(self.created) + len(self.scenes) + len(self.charts) + len(self.tracks)
 
     def summary(self) -> str:
-        parts = [f"{len(self.created)} imagettes ingested"] if self.created or not (self.scenes or self.charts) else []
+        others = self.scenes or self.charts or self.tracks
+        parts = [f"{len(self.created)} imagettes ingested"] if self.created or not others else []
         if self.scenes:
             parts.append(f"{len(self.scenes)} scenes ingested")
+        if self.tracks:
+            parts.append(f"{len(self.tracks)} tracks ingested")
         for chart in self.charts:
             parts.append(f"ice chart {chart['name']}: {chart['stored']} polygons on {chart['scenes']} scenes")
         if self.labelled:
@@ -215,23 +223,32 @@ def _format(record: ImagetteRecord) -> str:
 def ingest_paths(
     paths: Iterable[str | Path], *, job=None, author=None, limits: Limits | None = None,
     progress: Callable[[int, str], None] | None = None,
+    before_tracks: Callable[[IngestReport], None] | None = None,
 ) -> IngestReport:
-    """Ingest every imagette found under `paths`; bad files are reported, not fatal."""
+    """Ingest every imagette, scene, ice chart and track found under `paths`; bad files are reported, not fatal.
+    Scenes and imagettes come in as they are met, then the charts (onto the scenes), then `before_tracks` is called
+    (the demo lands its people's lead polygons there), then the tracks, whose collocation sees all of it."""
     report = IngestReport()
     limits = limits or limits_from_settings()
     # Imported labels settle item by item; the layers above (a retrain check) are told once, after the batch.
     with hooks.labels_settled.once_after():
-        _ingest_each(paths, report, limits=limits, job=job, author=author, progress=progress)
+        _ingest_each(paths, report, limits=limits, job=job, author=author, progress=progress,
+                     before_tracks=before_tracks)
     return report
 
 
 def _ingest_each(paths, report: IngestReport, *, limits: Limits, job, author,
-                 progress: Callable[[int, str], None] | None) -> None:
+                 progress: Callable[[int, str], None] | None,
+                 before_tracks: Callable[[IngestReport], None] | None = None) -> None:
     charts: list[ChartFile] = []
+    tracks: list[TrackFile] = []
     index = 0
     for index, found in enumerate(iter_records([Path(p) for p in paths], limits=limits), start=1):
         if isinstance(found, ChartFile):
             charts.append(found)  # imported after the batch's scenes are in: a chart uploaded with them lands on them
+            continue
+        if isinstance(found, TrackFile):
+            tracks.append(found)  # after the scenes and charts: its collocation looks for them
             continue
         if isinstance(found, IngestError):
             report.errors.append((str(found.path or ""), found.reason))
@@ -264,6 +281,25 @@ def _ingest_each(paths, report: IngestReport, *, limits: Limits, job, author,
         _chart_import(chart, report, job=job, author=author)
         if progress is not None:
             progress(done, report.summary())
+    if before_tracks is not None:
+        before_tracks(report)
+    for done, track_file in enumerate(tracks, start=index + len(charts) + 1):
+        _track_ingest(track_file, report, job=job)
+        if progress is not None:
+            progress(done, report.summary())
+
+
+def _track_ingest(track_file: TrackFile, report: IngestReport, *, job) -> None:
+    """One NetCDF track (annotations.services.track_ingest): whole or not at all."""
+    try:
+        track = track_ingest(read_track(track_file.path), job=job)
+    except IngestError as exc:
+        report.errors.append((str(exc.path or track_file.path), exc.reason))
+    else:
+        if track is None:
+            report.duplicates.append(track_file.path.stem)
+        else:
+            report.tracks.append(track.pk)
 
 
 def _chart_import(chart: ChartFile, report: IngestReport, *, job, author) -> None:

@@ -10,8 +10,10 @@ from pathlib import Path
 from django.conf import settings
 
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-# Products and imagettes; ice charts (GeoPackage, GeoJSON, a shapefile with its sidecars, or zipped).
-ACCEPTED = (".zip", ".tif", ".tiff", ".png", ".gpkg", ".geojson", ".json", ".shp", ".shx", ".dbf", ".prj", ".cpg")
+# Products and imagettes; ice charts (GeoPackage, GeoJSON, a shapefile with its sidecars, or zipped); altimetry
+# tracks (NetCDF: SARAL/AltiKa SGDR, CryoSat-2 L1B).
+ACCEPTED = (".zip", ".tif", ".tiff", ".png", ".gpkg", ".geojson", ".json", ".shp", ".shx", ".dbf", ".prj", ".cpg",
+            ".nc")
 
 
 class UploadRefused(ValueError):

@@ -25,11 +25,13 @@ class Command(BaseCommand):
         parser.add_argument("--scenes", type=int, default=3,
                             help="EW scenes written now and ingested by the worker once it starts (0: none)")
         parser.add_argument("--scene-size", type=int, default=2000, help="their side in pixels")
+        parser.add_argument("--tracks", type=int, default=4,
+                            help="SARAL/AltiKa passes crossing the scenes, ingested with them (0: none)")
         parser.add_argument("--workers", type=int, default=0,
                             help="processes writing and ingesting the demo data (0: one per usable CPU, up to 4)")
 
     def handle(self, *args, labelled: int, unlabelled: int, crowd_items: int, gold: int, workers: int, scenes: int,
-               scene_size: int, **options):
+               scene_size: int, tracks: int = 4, **options):
         from annotations.models import Imagette, Scene
         from demo.crowd import (
             CROWD,
@@ -41,7 +43,7 @@ class Command(BaseCommand):
         )
         from demo.data import demo_data_ensure, demo_scenes_write, demo_sets
 
-        if min(labelled, unlabelled, crowd_items, gold, workers, scenes) < 0:
+        if min(labelled, unlabelled, crowd_items, gold, workers, scenes, tracks) < 0:
             raise CommandError("counts must not be negative")
         # The schema first, in this process (`make demo` starts one Python process fewer: ~2-5 s on two cores).
         call_command("migrate", interactive=False, verbosity=0)
@@ -64,7 +66,8 @@ class Command(BaseCommand):
                 if simulate:
                     threads.submit(consensus_imports_warm)
                 if scenes:
-                    written.append(threads.submit(demo_scenes_write, root=root, count=scenes, size=scene_size))
+                    written.append(threads.submit(demo_scenes_write, root=root, count=scenes, size=scene_size,
+                                                  tracks=tracks))
 
             truth_files = demo_data_ensure(root=root, sets=demo_sets(labelled=labelled, unlabelled=unlabelled),
                                            workers=workers or None, report=self.stdout.write, started=meanwhile)
@@ -95,20 +98,25 @@ class Command(BaseCommand):
         elif simulate:
             self.stdout.write("No simulated crowd: the queue holds imagettes the demo's ground truth does not know.")
 
-    def _scenes_queue(self, folder: Path, chart: Path, scene_model) -> None:
-        """The demo scenes go to the worker as an ingest job (the platform is up meanwhile; they appear on the polar
-        map as the job takes them in), unless they are in already."""
+    def _scenes_queue(self, folder: Path, chart: Path, tracks: Path | None, scene_model) -> None:
+        """The demo scenes, their ice chart, the leads the demo's people trace on them and the tracks crossing them
+        go to the worker as one job (demo.tasks: the platform is up meanwhile; the scenes appear on the polar map
+        as the job takes them in, the tracks after them, collocated), unless they are in already."""
         from jobs.models import Job
         from jobs.services import job_submit
 
-        pending = Job.objects.filter(kind="ingest", params__paths=[str(folder)],
+        paths = [str(folder), str(chart), *([str(tracks)] if tracks is not None else [])]
+        pending = Job.objects.filter(kind="demo_ingest", params__paths=paths,
                                      state__in=[Job.State.QUEUED, Job.State.RUNNING]).first()
         if scene_model.objects.exists():
             self.stdout.write(f"Scenes: {scene_model.objects.count()} on the polar map (/scenes/).")
         elif pending is not None:  # queued by an earlier start, the worker has not taken it yet
             self.stdout.write(f"Scenes: the demo's EW scenes are queued for ingest (job {pending.pk}).")
         else:
-            job = job_submit(kind="ingest", params={"paths": [str(folder)]}, reason="the demo's Extra Wide scenes")
-            self.stdout.write(f"Scenes: the demo's EW scenes are queued for ingest (job {job.pk}); they appear on "
-                              "the polar map (/scenes/) within a minute of the worker's start.")
-        self.stdout.write(f"An ice chart of them to upload from that page (admin): {chart}")
+            job = job_submit(kind="demo_ingest", params={"paths": paths, "leads": str(folder / ".truth")},
+                             reason="the demo's Extra Wide scenes, their ice chart and leads, and the tracks")
+            what = f" and {len(list(tracks.glob('*.nc')))} altimetry tracks" if tracks is not None else ""
+            self.stdout.write(f"Scenes: the demo's EW scenes{what} are queued for ingest (job {job.pk}); they appear "
+                              "on the polar map (/scenes/) within a minute of the worker's start, with the ice chart "
+                              "and the leads a demo annotator traced.")
+        self.stdout.write(f"The ice chart of them (imported by that job): {chart}")

@@ -32,9 +32,12 @@ def test_demo_setup_makes_data_and_crowd_once(fast, settings, tmp_path):
                  stdout=out)
 
     text = out.getvalue()
-    # The scenes are written now and queued for the worker (an ingest job of the demo folder), their chart left
-    # for a user to upload from the polar map.
-    scene_job = Job.objects.get(kind="ingest", params__paths=[str(tmp_path / "demo" / "scenes")])
+    # The scenes, their synthetic chart and the tracks are written now and queued for the worker (one demo ingest
+    # job: scenes, chart, the demo people's lead polygons, then the tracks, collocated with them); the chart stays
+    # there for a user to upload from the polar map too.
+    demo = tmp_path / "demo"
+    scene_job = Job.objects.get(kind="demo_ingest", params__paths=[
+        str(demo / "scenes"), str(demo / "charts" / "demo_ice_chart_20201102.geojson"), str(demo / "tracks")])
     assert scene_job.state == Job.State.QUEUED and f"queued for ingest (job {scene_job.pk})" in text
     assert len(list((tmp_path / "demo" / "scenes").glob("*.SAFE"))) == 2
     assert (tmp_path / "demo" / "charts" / "demo_ice_chart_20201102.geojson").is_file()

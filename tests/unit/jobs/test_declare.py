@@ -50,8 +50,9 @@ def test_one_declaration_gives_the_task_the_registry_entry_and_checked_parameter
 def test_the_platforms_kinds_are_declared_with_their_tasks():
     kinds = registry.job_kinds()
     assert {name: kind.task_name for name, kind in kinds.items()} == {
-        "worker_check": "jobs.worker_check", "ingest": "annotations.ingest", "consensus": "annotations.consensus",
-        "train": "training.train", "export": "training.export", "predict": "inference.predict"}
+        "worker_check": "jobs.worker_check", "ingest": "annotations.ingest", "demo_ingest": "demo.demo_ingest",
+        "consensus": "annotations.consensus", "train": "training.train", "export": "training.export",
+        "predict": "inference.predict"}
     for kind in kinds.values():
         assert app.tasks[kind.task_name].queue == kind.queue
     assert {name for name, kind in kinds.items() if kind.resumable} == {"train", "predict"}

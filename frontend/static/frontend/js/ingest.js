@@ -4,7 +4,7 @@ import { api, csrfToken } from "./api.js";
 import { followJobs } from "./jobs-socket.js";
 import { $, html, jobBadge, setHtml } from "./util.js";
 
-const ACCEPTED = [".zip", ".tif", ".tiff", ".png"];
+const ACCEPTED = [".zip", ".tif", ".tiff", ".png", ".nc"];
 const FINISHED = ["succeeded", "failed", "cancelled"];
 const input = $("file-input");
 const zone = $("drop-zone");
