@@ -191,7 +191,7 @@ def test_real_cryosat2_l1b_read_with_their_waveforms_intact(path):
     assert p.attributes["baseline"] == path.stem[-4] and p.cycle and p.pass_number
 
 
-@pytest.mark.skipif(not REAL, reason="shared/realdata/altimetry/cryosat2 is not here")
+@pytest.mark.skipif(not REAL.is_dir(), reason="shared/realdata/altimetry/cryosat2 is not here")
 def test_real_cryosat2_l2i_refused_as_not_l1b():
     (l2i,) = REAL.glob("*LRMI2*.nc")
     with pytest.raises(IngestError, match="without waveforms.*L2"):
