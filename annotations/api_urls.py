@@ -26,4 +26,6 @@ urlpatterns = [
     path("", include("annotations.api_scene_polygons")),
     # A track's automatic labels (collocation with scenes): annotations/api_track_collocation.py.
     path("", include("annotations.api_track_collocation")),
+    # Tracks: list, detail, the waveform viewer's binary, label ranges (mark / undo): annotations/api_tracks.py.
+    path("", include("annotations.api_tracks")),
 ]

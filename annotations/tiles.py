@@ -290,13 +290,19 @@ def open_cogs_close() -> None:
         dataset.close()
 
 
+_tiler_import_lock = threading.Lock()
+
+
 def read_tile(path: Path | str, crs: str, z: int, x: int, y: int, indexes: tuple[int, ...]) -> ImageData | None:
     """The tile's float32 values of `indexes` (rio-tiler: the windows it needs, overviews at low zoom), masked where
     there is no data; None when the tile misses the file. SceneImageUnavailable when the file cannot be read."""
-    # Imported on the first tile, like the grids: rio-tiler brings numexpr and pystac too.
-    import rasterio.errors
-    from rio_tiler.errors import TileOutsideBounds
-    from rio_tiler.io import Reader
+    # Imported on the first tile, like the grids: rio-tiler brings numexpr and pystac too. Under a lock: a fresh
+    # server asked for a view's first tiles at once imported rio_tiler.io on several threads, and importlib's
+    # deadlock avoidance handed some of them the partially initialised module (an ImportError, a 500).
+    with _tiler_import_lock:
+        import rasterio.errors
+        from rio_tiler.errors import TileOutsideBounds
+        from rio_tiler.io import Reader
 
     try:
         with _open_cog(path) as dataset, Reader(str(path), dataset=dataset, tms=polar_tms()[crs]) as src:

@@ -1,5 +1,6 @@
 """Websockets that follow rows: /ws/jobs/ (every change of the jobs a user may see) and /ws/scenes/<id>/ (every
-polygon created, edited or deleted on a scene, by anyone: people working on one scene see each other's edits).
+polygon created, edited or deleted on a scene, by anyone: people working on one scene see each other's edits) and
+/ws/tracks/<id>/ (every label range marked or undone on a track).
 
 One code path for both modes: a socket reads changed rows from the database every JOBS_POLL_SECONDS, and sooner
 when a `rows.changed` nudge arrives over the channel layer (jobs.notify.nudge; it crosses processes only with
@@ -15,12 +16,15 @@ from datetime import timedelta
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.roles import perm
-from annotations.models import Scene
+from annotations.api_tracks import range_out
+from annotations.models import Scene, Track, TrackLabelRange
 from annotations.selectors import polygon_feature, scene_polygons_changed
 from annotations.services.scene_polygons import scene_group
+from annotations.services.track_labels import track_group
 from jobs.notify import JOBS_GROUP
 from jobs.selectors import jobs_changed_since
 from jobs.serializers import JobSerializer
@@ -141,3 +145,36 @@ class ScenePolygonsConsumer(RowsConsumer):
         if since is None:  # the page reads the current polygons over the API: only what changes from now on
             return []
         return [(row.pk, row.version, row.updated_at, row) for row in scene_polygons_changed(self.scene_id, since)]
+
+
+class TrackLabelsConsumer(RowsConsumer):
+    """/ws/tracks/<id>/: whoever may label may follow a track's label ranges. On connection {"type": "ready"}: the
+    page then reads the labels over the API (GET /api/v1/tracks/<id>/labels/); then {"type": "range", "range": ...,
+    "deleted": bool} for every range marked or undone, by anyone (ranges are append-only: a range changes once, when
+    it is undone). Nudged on commit by annotations.services.track_labels."""
+
+    async def refused(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            return LOGGED_OUT
+        if not await database_sync_to_async(user.has_perm)(perm("label")):
+            return FORBIDDEN
+        self.track_id = int(self.scope["url_route"]["kwargs"]["pk"])
+        if not await Track.objects.filter(pk=self.track_id).aexists():
+            return NOT_FOUND
+        self.group = track_group(self.track_id)
+        return None
+
+    def opening(self, messages):
+        return {"type": "ready", "track": self.track_id}
+
+    def message(self, row):
+        return {"type": "range", "range": range_out(row), "deleted": row.deleted_at is not None}
+
+    def rows_since(self, since):
+        if since is None:  # the page reads the current labels over the API: only what changes from now on
+            return []
+        rows = (TrackLabelRange.objects.filter(track_id=self.track_id)
+                .filter(Q(created_at__gte=since) | Q(deleted_at__gte=since)).select_related("author").order_by("id"))
+        return [(row.pk, row.deleted_at is not None, max(row.created_at, row.deleted_at or row.created_at), row)
+                for row in rows]

@@ -14,5 +14,7 @@ urlpatterns = [
     path("map/", views.map_page, name="map"),
     path("scenes/", views.scenes_page, name="scenes"),
     path("scenes/<int:pk>/", views.scenes_page, name="scene"),
+    path("tracks/", views.tracks_page, name="tracks"),
+    path("tracks/<int:pk>/", views.tracks_page, name="track"),
     path("export/", views.export_page, name="export"),
 ]

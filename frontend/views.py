@@ -12,7 +12,9 @@ from accounts.roles import ROLE_CAPABILITIES, Role, perm
 from accounts.services import user_role
 from annotations import kinds
 from annotations.models import ScenePolygon
+from annotations.models.track import LABEL_CODES
 from annotations.readers.sigrid3 import STAGES
+from annotations.services.track_labels import SOURCE_CODES
 from annotations.tiles import DB_LIMITS, DEFAULT_DB, polar_grid_specs
 from annotations.wv_classes import WV_CLASSES
 from jobs.registry import job_kinds
@@ -139,3 +141,21 @@ def scenes_page(request, pk: int | None = None):
         "stages": sorted(set(STAGES.values()), key=list(STAGES.values()).index),
     }
     return render(request, "frontend/scenes.html", {"setup": setup, "polygon_classes": setup["classes"]})
+
+
+# How the track pages draw each waveform label, and the key that marks a range with it.
+TRACK_LABELS = [("lead", "lead", "l", "#e4572e"), ("not_lead", "not lead", "n", "#2b6cb0"),
+                ("unknown", "unknown", "u", "#9aa5ad")]
+
+
+@role_required("label")
+def tracks_page(request, pk: int | None = None):
+    """Altimetry tracks on the polar map (/tracks/), and one pass (/tracks/<id>/): its nadir points coloured by
+    label over the collocated scenes, the waveform viewer below; ranges marked lead / not lead / unknown, live."""
+    setup = {
+        "grids": polar_grid_specs(), "track": pk,
+        "labels": [{"value": value, "name": name, "key": key, "color": color, "code": LABEL_CODES[value]}
+                   for value, name, key, color in TRACK_LABELS],
+        "source_codes": {str(k): v for k, v in SOURCE_CODES.items()},
+    }
+    return render(request, "frontend/tracks.html", {"setup": setup, "track_labels": setup["labels"], "track_id": pk})

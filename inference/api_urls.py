@@ -1,5 +1,5 @@
 """REST endpoints of the inference layer: predictions (inference.urls_predict), the review queue
-(inference.urls_review) and the map of detections (inference.api_map)."""
+(inference.urls_review), the map of detections (inference.api_map), and the scenes' and tracks' predictions."""
 
 from django.urls import include, path
 
@@ -8,4 +8,5 @@ urlpatterns = [
     path("", include("inference.urls_review")),
     path("map/", include("inference.api_map")),
     path("", include("inference.api_scene_predictions")),
+    path("", include("inference.api_track_predictions")),
 ]

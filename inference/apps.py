@@ -22,6 +22,8 @@ class InferenceConfig(AppConfig):
         kinds.part_register(ItemKind.IMAGETTES, "review_unit", IMAGETTE_REVIEW)
         kinds.part_register(ItemKind.SCENES, "predictions", _scene_predictions())
         kinds.part_register(ItemKind.SCENES, "review_unit", _scene_review())
+        kinds.part_register(ItemKind.TRACKS, "predictions", _track_predictions())
+        kinds.part_register(ItemKind.TRACKS, "review_unit", _track_review())
 
 
 def _scene_predictions():
@@ -38,3 +40,19 @@ def _scene_review():
     from inference.services.scene_review import scene_region_accept, scenes_to_review
 
     return ReviewUnit("scene region", ("uncertain",), scenes_to_review, scene_region_accept, polygon_edit)
+
+
+def _track_predictions():
+    from inference.services.track_predict import _source
+
+    return _source()
+
+
+def _track_review():
+    # An expert reviews a track by segments: the least sure tracks first, within one its most disputed segments; a
+    # segment's predicted labels accepted as ranges, or corrected by marking a range (as on the track page).
+    from annotations.services.track_labels import track_range_mark
+    from inference.services.review import ReviewUnit
+    from inference.services.track_review import track_segment_accept, tracks_to_review
+
+    return ReviewUnit("track segment", ("uncertain",), tracks_to_review, track_segment_accept, track_range_mark)

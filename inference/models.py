@@ -100,3 +100,39 @@ class ScenePrediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_version} on scene {self.scene_id}: SIC {self.mean_sic:.0f} % ({self.confidence:.2f})"
+
+
+class TrackPrediction(models.Model):
+    """One model version's prediction of a whole track: per waveform the lead probability, the distance to the
+    closest lead (the network's second output) and an uncertainty, in one .npz under MEDIA_ROOT
+    (inference.services.track_predict). Never edited but for `is_current` and `reviewed`. The scalars order the
+    review queue of tracks (the least sure first); within a track, its least sure segments come first."""
+
+    track = models.ForeignKey("annotations.Track", on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.ForeignKey("training.ModelVersion", on_delete=models.CASCADE,
+                                      related_name="track_predictions")
+    # Always "tracks": with model_version it references the version's (id, kind) (as Prediction does).
+    kind = models.CharField(max_length=20, choices=ItemKind.choices, default=ItemKind.TRACKS,
+                            db_default=ItemKind.TRACKS, editable=False)
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    data = models.CharField(max_length=500, help_text="The per-waveform arrays (.npz), relative to MEDIA_ROOT.")
+    waveforms = models.PositiveIntegerField(default=0)
+    leads = models.PositiveIntegerField(default=0, help_text="Waveforms predicted lead (probability >= 0.5).")
+    confidence = models.FloatField(help_text="1 - the mean per-waveform uncertainty.")
+    uncertainty = models.FloatField(help_text="Mean per-waveform uncertainty, 0-1 (what the review queue orders by).")
+    mutual_information = models.FloatField(null=True, blank=True, help_text="MC-dropout mean mutual information.")
+    disagreements = models.PositiveIntegerField(default=0, help_text="Labelled waveforms the prediction contradicts.")
+    is_current = models.BooleanField(default=True, help_text="From the version that last predicted this track.")
+    reviewed = models.BooleanField(default=False, help_text="An expert reviewed the track since.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["track", "model_version"], name="track_prediction_once_per_version"),
+            models.CheckConstraint(condition=models.Q(kind=ItemKind.TRACKS), name="track_prediction_of_tracks"),
+        ]
+        indexes = [models.Index(fields=["model_version", "is_current", "reviewed", "-uncertainty", "id"],
+                                name="track_prediction_uncertain")]
+
+    def __str__(self) -> str:
+        return f"{self.model_version} on track {self.track_id}: {self.leads} leads ({self.confidence:.2f})"

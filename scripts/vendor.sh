@@ -27,6 +27,8 @@ copy topojson-client dist/topojson-client.min.js LICENSE
 copy proj4 dist/proj4.js LICENSE.md
 copy proj4leaflet src/proj4leaflet.js LICENSE
 copy @geoman-io/leaflet-geoman-free dist/leaflet-geoman.min.js dist/leaflet-geoman.css LICENSE
+# The track page's waveform viewer: uPlot draws the echo power and the peakiness curve.
+copy uplot dist/uPlot.iife.min.js dist/uPlot.min.css LICENSE
 
 chmod -R a+rX "$tmp"
 rm -rf "$DEST.old"
