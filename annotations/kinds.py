@@ -33,7 +33,7 @@ class ItemKind(models.TextChoices):
 
 # The kinds this platform ingests, labels, snapshots and exports today; the others are announced (the commands and
 # the API say "not available yet" for them).
-AVAILABLE: tuple[str, ...] = (ItemKind.IMAGETTES, ItemKind.SCENES)
+AVAILABLE: tuple[str, ...] = (ItemKind.IMAGETTES, ItemKind.SCENES, ItemKind.TRACKS)
 
 PARTS = ("snapshot_create", "snapshot_unchanged", "snapshot_samples", "export_writers", "predictions", "review_unit")
 

@@ -17,6 +17,7 @@ from annotations.readers.sigrid3 import STAGES
 from annotations.services.track_labels import SOURCE_CODES
 from annotations.tiles import DB_LIMITS, DEFAULT_DB, polar_grid_specs
 from annotations.wv_classes import WV_CLASSES
+from inference.services.track_predict import LEAD_PROBABILITY
 from jobs.registry import job_kinds
 from training.specs import IMAGETTE_NETWORK, SPECS
 
@@ -151,11 +152,13 @@ TRACK_LABELS = [("lead", "lead", "l", "#e4572e"), ("not_lead", "not lead", "n", 
 @role_required("label")
 def tracks_page(request, pk: int | None = None):
     """Altimetry tracks on the polar map (/tracks/), and one pass (/tracks/<id>/): its nadir points coloured by
-    label over the collocated scenes, the waveform viewer below; ranges marked lead / not lead / unknown, live."""
+    label over the collocated scenes, the waveform viewer below; ranges marked lead / not lead / unknown, live; the
+    `leads` prediction shown, and reviewed by segments by those who may review (the template reads `can`)."""
     setup = {
         "grids": polar_grid_specs(), "track": pk,
         "labels": [{"value": value, "name": name, "key": key, "color": color, "code": LABEL_CODES[value]}
                    for value, name, key, color in TRACK_LABELS],
         "source_codes": {str(k): v for k, v in SOURCE_CODES.items()},
+        "lead_probability": LEAD_PROBABILITY,  # from here a waveform is predicted lead (as the review counts it)
     }
     return render(request, "frontend/tracks.html", {"setup": setup, "track_labels": setup["labels"], "track_id": pk})

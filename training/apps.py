@@ -19,6 +19,11 @@ class TrainingConfig(AppConfig):
             scene_snapshot_samples,
         )
         from training.services.snapshots import snapshot_create, snapshot_samples
+        from training.services.track_snapshots import (
+            track_snapshot_create,
+            track_snapshot_latest_if_unchanged,
+            track_snapshot_samples,
+        )
 
         hooks.labels_settled.register(retrain_maybe_submit)
         kinds.part_register(ItemKind.IMAGETTES, "snapshot_create", snapshot_create)
@@ -29,6 +34,10 @@ class TrainingConfig(AppConfig):
         kinds.part_register(ItemKind.SCENES, "snapshot_unchanged", scene_snapshot_latest_if_unchanged)
         kinds.part_register(ItemKind.SCENES, "snapshot_samples", scene_snapshot_samples)
         kinds.part_register(ItemKind.SCENES, "export_writers", _scene_writers)
+        kinds.part_register(ItemKind.TRACKS, "snapshot_create", track_snapshot_create)
+        kinds.part_register(ItemKind.TRACKS, "snapshot_unchanged", track_snapshot_latest_if_unchanged)
+        kinds.part_register(ItemKind.TRACKS, "snapshot_samples", track_snapshot_samples)
+        kinds.part_register(ItemKind.TRACKS, "export_writers", _track_writers)
 
 
 def _imagette_writers() -> dict:
@@ -42,3 +51,9 @@ def _scene_writers() -> dict:
     from training.exports.scene_formats import SCENE_WRITERS
 
     return SCENE_WRITERS
+
+
+def _track_writers() -> dict:
+    from training.exports.track_formats import TRACK_WRITERS
+
+    return TRACK_WRITERS

@@ -66,7 +66,19 @@ SIC_SPEC = NetworkSpec(
                    Metric("ice_iou", "ice IoU"), Metric("rmse", "RMSE (SIC %)", share=False)),
 )  # fmt: skip
 
-SPECS: dict[str, NetworkSpec] = {spec.name: spec for spec in (CLASSIFIER_SPEC, SIC_SPEC)}
+LEADS_SPEC = NetworkSpec(
+    "leads", ItemKind.TRACKS, "Leads along altimetry tracks", Metric("f1", "F1"),
+    inputs=("waveform: 128 gates over the range window, normalised by its maximum, aligned on the leading edge",
+            "log power relative to the track, pulse peakiness, leading- and trailing-edge widths, edge position"),
+    file_options={},
+    # The baseline is the classic pulse-peakiness threshold (chosen on the train split) on the same waveforms; the
+    # distance to the closest lead is the network's second output (lower is better: shown, never compared).
+    shown_metrics=(Metric("f1", "F1"), Metric("precision", "precision"), Metric("recall", "recall"),
+                   Metric("accuracy", "accuracy"), Metric("baseline_pp_f1", "baseline PP F1"),
+                   Metric("distance_mae_m", "distance MAE (m)", share=False)),
+)  # fmt: skip
+
+SPECS: dict[str, NetworkSpec] = {spec.name: spec for spec in (CLASSIFIER_SPEC, SIC_SPEC, LEADS_SPEC)}
 
 
 def network_names() -> list[str]:

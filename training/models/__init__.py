@@ -1,5 +1,5 @@
 from training.models.export import Export
 from training.models.registry import ModelVersion
-from training.models.snapshot import Snapshot, SnapshotItem, SnapshotPolygon, SnapshotScene
+from training.models.snapshot import Snapshot, SnapshotItem, SnapshotPolygon, SnapshotScene, SnapshotTrack
 
-__all__ = ["Export", "ModelVersion", "Snapshot", "SnapshotItem", "SnapshotPolygon", "SnapshotScene"]
+__all__ = ["Export", "ModelVersion", "Snapshot", "SnapshotItem", "SnapshotPolygon", "SnapshotScene", "SnapshotTrack"]

@@ -13,12 +13,13 @@ class Export(models.Model):
 
     class Format(models.TextChoices):
         # Each kind has its own (the kinds registry's "export_writers"): imagettes imagefolder, csv, stac; scenes
-        # chips, geojson, stac.
+        # chips, geojson, stac; tracks netcdf, csv.
         IMAGEFOLDER = "imagefolder", "ImageFolder (class folders per split)"
-        CSV = "csv", "CSV manifest + GeoTIFFs"
+        CSV = "csv", "CSV (imagettes: manifest + GeoTIFFs; tracks: a table per track + waveforms)"
         STAC = "stac", "STAC Collection (label extension)"
         CHIPS = "chips", "GeoTIFF chips with SIC and class rasters"
         GEOJSON = "geojson", "GeoJSON polygons per scene"
+        NETCDF = "netcdf", "CF NetCDF per track"
 
     number = models.PositiveIntegerField(unique=True)
     kind = models.CharField(max_length=20, choices=ItemKind.choices, help_text="Its snapshot's kind.")

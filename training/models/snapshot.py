@@ -84,3 +84,25 @@ class SnapshotPolygon(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.snapshot_id}:revision {self.revision_id}"
+
+
+class SnapshotTrack(models.Model):
+    """A track of a snapshot of tracks, with its split (a track is never in two splits) and its labels frozen: the
+    effective label of every waveform, where it came from and the collocation's distance to the closest lead, in a
+    .npz under MEDIA_ROOT written once (training.services.track_snapshots). `digest` fingerprints what was frozen,
+    so that an unchanged set of labels is recognised without a row per waveform."""
+
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="tracks")
+    track = models.ForeignKey("annotations.Track", on_delete=models.PROTECT, related_name="snapshot_tracks")
+    split = models.CharField(max_length=5, choices=SnapshotItem.Split.choices)
+    waveforms = models.PositiveIntegerField(default=0, help_text="Waveforms labelled lead or not lead.")
+    leads = models.PositiveIntegerField(default=0, help_text="Waveforms labelled lead.")
+    labels = models.CharField(max_length=300, help_text="The frozen labels: a .npz under MEDIA_ROOT.")
+    digest = models.CharField(max_length=64, help_text="SHA-256 of the frozen labels, sources and distances.")
+    last_range = models.PositiveIntegerField(default=0, help_text="The latest label range taken into account.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["snapshot", "track"], name="snapshot_track_once")]
+
+    def __str__(self) -> str:
+        return f"#{self.snapshot_id}:track {self.track_id} {self.split}"

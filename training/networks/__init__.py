@@ -17,11 +17,13 @@ from training.networks.base import (
     validate_samples,
 )
 from training.networks.classifier import ClassifierNetwork
+from training.networks.leads import LeadsNetwork
 from training.networks.sic import SicNetwork
 
 __all__ = [
     "NETWORKS",
     "ClassifierNetwork",
+    "LeadsNetwork",
     "Network",
     "NetworkError",
     "PredictionBatch",

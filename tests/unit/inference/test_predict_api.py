@@ -65,7 +65,7 @@ def test_predict_queues_a_job_on_the_gpu_queue(ingested, admin_user, client_as) 
     assert body["params"] == {"network": "classifier", "mc_dropout": 8, "all": False}
     assert Job.objects.get(pk=body["id"]).created_by == admin_user
 
-    bad = client.post("/api/v1/predict/", {"network": "leads", "mc_dropout": -1}, format="json")  # tracks: not yet
+    bad = client.post("/api/v1/predict/", {"network": "waves", "mc_dropout": -1}, format="json")  # no such network
     assert bad.status_code == 400 and set(bad.json()) == {"network", "mc_dropout"}
     assert Job.objects.count() == 1
 

@@ -88,8 +88,8 @@ def test_no_active_version_is_refused(ingested, register) -> None:
 
 
 def test_unknown_network_is_refused(ingested) -> None:
-    with pytest.raises(PredictRefused, match="unknown network 'leads'.*classifier"):
-        predict_check(network="leads")
+    with pytest.raises(PredictRefused, match="unknown network 'waves'.*classifier"):
+        predict_check(network="waves")
 
 
 def test_a_missing_checkpoint_file_is_refused(ingested, register) -> None:
@@ -234,8 +234,8 @@ def test_storing_a_batch_twice_is_harmless_and_deleted_items_are_dropped(ingeste
 
 # --- the command --------------------------------------------------------------------------------------------
 def test_the_command_refuses_clearly_and_queues_otherwise(ingested, register, capsys) -> None:
-    with pytest.raises(CommandError, match="unknown network 'leads'"):
-        call_command("predict", "leads")
+    with pytest.raises(CommandError, match="unknown network 'waves'"):
+        call_command("predict", "waves")
     with pytest.raises(CommandError, match="cannot predict: no active classifier version"):
         call_command("predict", "classifier")
     with pytest.raises(CommandError, match="--mc-dropout must be between 0 and 100"):

@@ -310,8 +310,8 @@ def test_command_refusals_are_clear(snapshot, tmp_path):
         call_command("export", "imagettes", "--format", "csv", "--out", str(tmp_path / "taken"))
     with pytest.raises(CommandError, match="csv is not a format of scenes"):
         call_command("export", "scenes", "--format", "csv", "--out", str(tmp_path / "s"))
-    with pytest.raises(CommandError, match="not available yet"):
-        call_command("export", "tracks", "--format", "csv", "--out", str(tmp_path / "t"))
+    with pytest.raises(CommandError, match="stac is not a format of tracks"):
+        call_command("export", "tracks", "--format", "stac", "--out", str(tmp_path / "t"))
     with pytest.raises(CommandError, match="unknown format"):
         call_command("export", "imagettes", "--format", "parquet", "--out", str(tmp_path / "p"))
     with pytest.raises(CommandError, match="no snapshot 999"):

@@ -275,7 +275,8 @@ def test_refusals_leave_nothing_behind(snapshot, labelled, tmp_path, settings):
         (dict(fmt="parquet", kind="scenes"), "unknown format"),
         (dict(fmt="geojson", kind="scenes", options={"chip_size": 64}), "not an option of the geojson format"),
         (dict(fmt="chips", kind="scenes", options={"chip_size": 8}), "from 32 to 2048"),
-        (dict(fmt="chips", kind="tracks"), "not available yet"),
+        (dict(fmt="chips", kind="tracks"), "chips is not a format of tracks"),
+        (dict(fmt="netcdf", kind="satellites"), "unknown kind"),
     ]
     for n, (kwargs, why) in enumerate(cases):
         with pytest.raises(ExportError, match=why):

@@ -44,6 +44,8 @@ def test_the_kinds_registry_names_real_tables_and_every_part_of_the_available_ki
     scenes = kinds.kind_entry(ItemKind.SCENES)  # learned by sic: snapshots, predictions and review are in
     assert {"snapshot_create", "snapshot_samples", "predictions", "review_unit"} <= set(scenes.parts)
     tracks = kinds.kind_entry(ItemKind.TRACKS)  # their tables are there; a part not filled in says so
+    assert {"snapshot_create", "snapshot_unchanged", "snapshot_samples"} <= set(tracks.parts)  # learned by leads
+    assert network_for(ItemKind.TRACKS) == "leads" and network_spec("leads").primary_metric.name == "f1"
     for label in (tracks.model, *tracks.labels):
         assert apps.get_model(label)._meta.db_table
     for part in sorted(set(kinds.PARTS) - set(tracks.parts)):

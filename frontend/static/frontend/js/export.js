@@ -5,7 +5,8 @@ import { followJobs } from "./jobs-socket.js";
 import { $, fmtBytes as bytes, fmtWhen as when, html, isNum, pageClasses, safeUrl, setHtml } from "./util.js";
 
 const classes = pageClasses();
-const FORMAT_NAMES = { imagefolder: "ImageFolder", csv: "CSV", stac: "STAC", chips: "Chips", geojson: "GeoJSON" };
+const FORMAT_NAMES = { imagefolder: "ImageFolder", csv: "CSV", stac: "STAC", chips: "Chips", geojson: "GeoJSON", netcdf: "NetCDF" };
+const KIND_PREFIX = { scenes: "Scenes · ", tracks: "Tracks · " };
 const SPLITS = ["train", "val", "test"];
 
 const state = {
@@ -21,7 +22,7 @@ function flash(box, text) {
   box.hidden = !text;
 }
 
-// --- what to export: imagettes or scenes, each with its own formats (one fieldset of them enabled at a time) ------
+// --- what to export: imagettes, scenes or tracks, each with its own formats (one fieldset of them enabled at a time) ------
 function currentKind() {
   const checked = document.querySelector("input[name=kind]:checked");
   return checked ? checked.value : "imagettes";
@@ -61,7 +62,7 @@ $("export-form").addEventListener("submit", async (ev) => {
   const form = new FormData(ev.target);
   const kind = form.get("kind") || "imagettes";
   // Each kind's formats are a radio group of their own (one name each: a form keeps one checked radio per name).
-  const body = { kind, format: form.get(kind === "scenes" ? "format-scenes" : "format") };
+  const body = { kind, format: form.get(kind === "imagettes" ? "format" : `format-${kind}`) };
   if (form.get("snapshot")) body.snapshot = Number(form.get("snapshot"));
   const button = $("export-button");
   button.disabled = true;
@@ -164,8 +165,24 @@ function sceneCardHtml(exp) {
     <p class="muted small">${card.layout || ""}</p>`;
 }
 
+// A track export's card: tracks per split, waveforms per label and per label source.
+function trackCardHtml(exp) {
+  const card = exp.card || {};
+  const counts = card.counts || {};
+  const row = (name, r) => html`<tr><td>${name}</td>${SPLITS.map((s) => html`<td class="num">${(r || {})[s] ?? 0}</td>`)}
+    <td class="num">${(r || {}).total ?? SPLITS.reduce((a, s) => a + ((r || {})[s] || 0), 0)}</td></tr>`;
+  const labels = Object.entries(counts.waveforms_per_label || {}).map(([k, r]) => row(`${k.replace("_", " ")} waveforms`, r));
+  const sources = Object.entries(counts.labelled_waveforms_per_source || {}).map(([k, r]) => row(`labelled by ${k}`, r));
+  return html`<table class="data card-counts">
+      <thead><tr><th></th>${SPLITS.map((s) => html`<th class="num">${s}</th>`)}<th class="num">total</th></tr></thead>
+      <tbody>${row("tracks", { ...(counts.per_split || {}), total: counts.total })}${labels}${sources}</tbody>
+    </table>
+    <p class="muted small">${card.layout || ""}</p>`;
+}
+
 function cardHtml(exp) {
   if (exp.kind === "scenes") return sceneCardHtml(exp);
+  if (exp.kind === "tracks") return trackCardHtml(exp);
   const card = exp.card || {};
   const counts = card.counts || exp.counts || {};
   const perClass = counts.per_class || {};
@@ -215,7 +232,7 @@ function renderExports() {
     const link = exp.available
       ? html`<a href="${safeUrl(exp.download)}" class="download-link">Download zip</a>`
       : html`<span class="muted" title="${exp.pruned_reason || "the folder was removed from the server"}">${exp.pruned_at ? "files pruned" : "files gone"}</span>`;
-    setHtml(tr, html`<td>#${exp.number}</td><td>${exp.kind === "scenes" ? "Scenes · " : ""}${FORMAT_NAMES[exp.format] || exp.format}</td>
+    setHtml(tr, html`<td>#${exp.number}</td><td>${KIND_PREFIX[exp.kind] || ""}${FORMAT_NAMES[exp.format] || exp.format}</td>
       <td class="num">#${exp.snapshot_number}</td><td class="num">${exp.items}</td>
       <td class="num">${bytes(exp.size_bytes)}</td><td>${when(exp.created_at)}</td><td>${exp.created_by || ""}</td>
       <td><button type="button" class="link" data-card="${exp.id}" aria-expanded="${state.open.has(exp.id)}">Dataset card</button></td>

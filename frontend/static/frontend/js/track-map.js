@@ -3,8 +3,15 @@
 // pixel and label: a zoomed-out pass of 10 000 waveforms draws a few hundred). The points are projected onto the
 // grid (metres) once; a redraw only scales and shifts them. The selected range is outlined, the hovered or current
 // waveform ringed. Hovering finds the nearest drawn dot (onHover(i)); a click picks it (onPick(i)).
+// setColouring("probability", p) colours the dots by the predicted lead probability (p: uint8, × 1/255) in
+// PROBABILITY_BINS steps instead of by label; setColouring("label") goes back.
 
 export const LABEL_COLOURS = { 1: "#e4572e", 0: "#2b6cb0", "-1": "#9aa5ad" };
+const LABEL_ORDER = [0, -1, 1]; // drawn in this order: leads on top
+// Lead probability in 5 steps, not lead (blue) to lead (red), as the labels' colours; the likelier drawn on top.
+export const PROBABILITY_COLOURS = ["#2b6cb0", "#7ba3cf", "#d8d0c4", "#ee9a7a", "#e4572e"];
+const PROBABILITY_ORDER = [0, 1, 2, 3, 4];
+export const probabilityBin = (q) => Math.min(4, Math.floor((q / 256) * 5)); // q: uint8 probability × 255
 const NOT_DRAWN = -2;
 
 export const NadirLayer = L.Layer.extend({
@@ -15,7 +22,11 @@ export const NadirLayer = L.Layer.extend({
     this.selection = null; // [start, stop)
     this.current = -1;
     this.hovered = -1;
-    this.drawn = new Int8Array(data.header.n).fill(NOT_DRAWN); // what the last redraw drew each waveform as
+    this.colourBy = "label";
+    this.probability = null;
+    // What the last redraw drew each waveform as: its label code, or its probability bin (0-4) when coloured by
+    // the prediction; NOT_DRAWN off screen.
+    this.drawn = new Int8Array(data.header.n).fill(NOT_DRAWN);
     this.drawnIndex = new Int32Array(0);
     this.drawnX = new Float32Array(0);
     this.drawnY = new Float32Array(0);
@@ -83,18 +94,25 @@ export const NadirLayer = L.Layer.extend({
     const pane = map._getMapPanePos ? map._getMapPanePos() : L.point(0, 0);
     const { n } = this.data.header;
     const label = this.data.label;
+    const probability = this.colourBy === "probability" ? this.probability : null;
+    const order = probability ? PROBABILITY_ORDER : LABEL_ORDER;
+    const colours = probability ? PROBABILITY_COLOURS : LABEL_COLOURS;
     this.drawn.fill(NOT_DRAWN);
     const idx = [];
     const xs = [];
     const ys = [];
-    const last = { 1: [-9, -9], 0: [-9, -9], "-1": [-9, -9] };
+    const last = {};
+    const paths = {};
+    for (const code of order) {
+      last[code] = [-9, -9];
+      paths[code] = new Path2D();
+    }
     const radius = map.getZoom() >= 8 ? 3 : 2;
-    const paths = { 1: new Path2D(), 0: new Path2D(), "-1": new Path2D() };
     for (let i = 0; i < n; i++) {
       const x = t._a * this.mx[i] * scale + t._b * scale - origin.x + pane.x;
       const y = t._c * this.my[i] * scale + t._d * scale - origin.y + pane.y;
       if (x < -4 || y < -4 || x > size.x + 4 || y > size.y + 4) continue; // off screen: not drawn
-      const code = label[i];
+      const code = probability ? probabilityBin(probability[i]) : label[i];
       const seen = last[code];
       if (Math.abs(x - seen[0]) < 1 && Math.abs(y - seen[1]) < 1) { this.drawn[i] = code; continue; } // same pixel
       seen[0] = x;
@@ -110,8 +128,8 @@ export const NadirLayer = L.Layer.extend({
     this.drawnX = Float32Array.from(xs);
     this.drawnY = Float32Array.from(ys);
     if (this.selection) this.outline(ctx, this.selection, scale, t, origin, pane);
-    for (const code of [0, -1, 1]) { // leads on top
-      ctx.fillStyle = LABEL_COLOURS[code];
+    for (const code of order) {
+      ctx.fillStyle = colours[code];
       ctx.fill(paths[code]);
     }
     for (const [i, colour] of [[this.current, "#111"], [this.hovered, "#ffd23f"]]) {
@@ -156,6 +174,13 @@ export const NadirLayer = L.Layer.extend({
     const i = this.nearest(ev.containerPoint);
     this.map.getContainer().classList.toggle("over-point", i >= 0);
     if (i >= 0) this.onHover(i);
+  },
+
+  setColouring(mode, probability = this.probability) {
+    this.probability = probability;
+    this.colourBy = mode === "probability" && probability ? "probability" : "label";
+    this.redraw();
+    return this.colourBy;
   },
 
   setMarks({ selection, current, hovered }) {

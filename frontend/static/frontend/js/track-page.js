@@ -1,22 +1,28 @@
 // The track pages: /tracks/ (the ground tracks on the polar map; a click opens one) and /tracks/<id>/ (the pass's
 // nadir points coloured by label over its collocated scenes' HH tiles, and the waveform viewer below, linked both
 // ways; a range selected with the mouse or the keys is marked lead / not lead / unknown, live between people).
+// With a current `leads` prediction: its panel, its probability and uncertainty in the viewer, P colours the map by
+// it; experts review it by segments (J / K, A accepts the prediction over the selection, L / N / U correct it).
 // Modules: scene-map (the polar map, shared with the scenes page), scene-layers (scene tiles), track-data (the
-// binary payload), track-map (the nadir points), track-viewer (image and charts), track-live (the websocket).
+// binary payload), track-map (the nadir points), track-viewer (image and charts), track-live (the websocket),
+// track-predictions (the prediction, its review, and the review queue on /tracks/).
 import { api, errorText } from "./api.js";
 import { SceneTiles } from "./scene-layers.js";
 import { createMap } from "./scene-map.js";
 import { decodeInt8, loadWaveforms } from "./track-data.js";
 import { followTrack } from "./track-live.js";
 import { fitPoints, NadirLayer } from "./track-map.js";
+import { loadPrediction, PredictionPanel, reviewQueue } from "./track-predictions.js";
 import { WaveformViewer } from "./track-viewer.js";
 import { $, fmtCount, fmtLatLon, fmtUtc, isTyping, textNode } from "./util.js";
 
 const app = $("track-app");
 const setup = JSON.parse($("tracks-setup").textContent);
 const LABELS = setup.labels; // [{value, name, key, code, color}]
+const canReview = app.dataset.canReview === "1";
+// mine: the ids of the ranges this page wrote, one entry per mark or acceptance (undone together).
 const state = { track: null, data: null, map: null, nadir: null, viewer: null, live: null, mine: [], tracks: [],
-  pending: Promise.resolve(), reloadTimer: null };
+  prediction: null, panel: null, pending: Promise.resolve(), reloadTimer: null };
 
 function status(text, bad = false) {
   const note = $("map-note");
@@ -48,6 +54,7 @@ async function listPage() {
   for (const f of features) select.add(new Option(`${trackName(f.properties)} · #${f.id}`, f.id));
   select.addEventListener("change", () => { if (select.value) location.href = `/tracks/${select.value}/`; });
   app.dataset.tracks = String(features.length);
+  await reviewQueue(); // experts: the tracks to review, least sure first
   app.dataset.state = "ready";
 }
 
@@ -89,8 +96,14 @@ async function trackPage(id) {
   document.querySelector(`input[name=pole][value="${track.pole}"]`).checked = true;
   document.querySelectorAll("input[name=pole]").forEach((input) => { input.disabled = true; });
 
-  const data = await loadWaveforms(track.id);
+  // The prediction is an extra: a failure to read it is said, and the page works without it.
+  const [data, prediction] = await Promise.all([loadWaveforms(track.id), loadPrediction(track.id).catch((err) => {
+    status(err.message, true);
+    return null;
+  })]);
   state.data = data;
+  state.prediction = prediction && prediction.n === data.header.n ? prediction : null;
+  if (prediction && !state.prediction) status(`The prediction covers ${prediction.n} waveforms, the track ${data.header.n}: predict it again.`, true);
   const grid = gridOf(track.pole);
   state.map = createMap(grid);
   for (const scene of scenes) {
@@ -109,7 +122,16 @@ async function trackPage(id) {
   state.viewer = new WaveformViewer(data, {
     onHover: (i) => hover(i),
     onChange: ({ selection, cursor }) => selected(selection, cursor),
+    prediction: state.prediction,
   });
+  if (state.prediction) {
+    state.panel = new PredictionPanel(state.prediction, {
+      trackId: track.id, threshold: setup.lead_probability, canReview, status,
+      select: (start, stop) => showRange(start, stop),
+      onAccept: () => accept(),
+    });
+    $("map-by-probability").addEventListener("change", (ev) => colourMap(ev.target.checked));
+  }
   selected(state.viewer.selection(), state.viewer.cursor);
   counts();
   document.addEventListener("keydown", keys);
@@ -128,7 +150,26 @@ function hover(i) {
   state.nadir.setMarks({ hovered: i });
   const d = state.data;
   $("hover-info").textContent = `#${i} · ${fmtUtc(new Date((d.header.time0 + d.time[i]) * 1000).toISOString())} · `
-    + `${fmtLatLon(d.lat[i], d.lon[i])} · peakiness ${d.peakiness[i].toFixed(1)} · ${labelName(d.label[i])}`;
+    + `${fmtLatLon(d.lat[i], d.lon[i])} · peakiness ${d.peakiness[i].toFixed(1)} · ${labelName(d.label[i])}`
+    + (state.prediction ? ` · P(lead) ${state.prediction.probability[i].toFixed(2)}` : "");
+}
+
+// A range shown: selected in the viewer (with some context each side) and the map centred on its middle.
+function showRange(start, stop) {
+  const span = Math.max(200, (stop - start) * 4);
+  state.viewer.setView((start + stop) / 2 - span / 2, span);
+  state.viewer.select(start, stop);
+  const mid = Math.floor((start + stop - 1) / 2);
+  state.map.panTo([state.data.lat[mid], state.data.lon[mid]]);
+}
+
+// P: the map's dots by predicted probability, or by label.
+function colourMap(byProbability) {
+  if (!state.prediction) return;
+  const mode = state.nadir.setColouring(byProbability ? "probability" : "label", state.prediction.quantised);
+  $("map-by-probability").checked = mode === "probability";
+  $("probability-legend").hidden = mode !== "probability";
+  app.dataset.mapColour = mode;
 }
 
 function selected([start, stop], cursor) {
@@ -145,6 +186,7 @@ function counts() {
   for (const v of state.data.label) c[v] += 1;
   for (const l of LABELS) $(`count-${l.value}`).textContent = fmtCount(c[l.code]);
   app.dataset.leads = String(c[1]);
+  if (state.panel) state.panel.labelsChanged(state.data.label);
 }
 
 function redraw() {
@@ -167,20 +209,46 @@ function mark(value) {
       await reloadLabels();
       return;
     }
-    state.mine.push(res.data.id);
+    state.mine.push([res.data.id]);
     $("undo").disabled = false;
     status(`Marked ${fmtCount(stop - start)} waveform${stop - start === 1 ? "" : "s"} ${label.name}.`);
   });
   return state.pending;
 }
 
+// Accept the prediction over the selection (experts): drawn at once from the prediction, then sent; the server's
+// labels are read back either way. Undo takes the acceptance's ranges back together.
+function accept() {
+  if (!state.panel || !canReview) return state.pending;
+  const [start, stop] = state.viewer.selection();
+  const p = state.prediction.probability;
+  for (let i = start; i < stop; i++) {
+    state.data.label[i] = p[i] >= setup.lead_probability ? 1 : 0;
+    state.data.source[i] = setup.source_codes.prediction;
+  }
+  redraw();
+  state.pending = state.pending.then(async () => {
+    const ranges = await state.panel.accept(start, stop);
+    if (ranges && ranges.length) {
+      state.mine.push(ranges.map((r) => r.id));
+      $("undo").disabled = false;
+    }
+    await reloadLabels();
+  });
+  return state.pending;
+}
+
 function undo() {
   state.pending = state.pending.then(async () => {
-    const id = state.mine.pop();
+    const ids = state.mine.pop();
     $("undo").disabled = !state.mine.length;
-    if (id === undefined) { status("Nothing of yours to undo on this page."); return; }
-    const res = await api(`/api/v1/tracks/${state.track.id}/labels/${id}/`, { method: "DELETE" });
-    if (!res.ok && res.status !== 409) status(`Not undone: ${errorText(res.data, res.status)}`, true);
+    if (ids === undefined) { status("Nothing of yours to undo on this page."); return; }
+    let failed = null;
+    for (const id of ids) {
+      const res = await api(`/api/v1/tracks/${state.track.id}/labels/${id}/`, { method: "DELETE" });
+      if (!res.ok && res.status !== 409) failed = errorText(res.data, res.status);
+    }
+    if (failed) status(`Not undone: ${failed}`, true);
     else status("Undone.");
     await reloadLabels();
   });
@@ -218,6 +286,10 @@ function keys(ev) {
   else if (key === "End") viewer.setCursor(state.data.header.n - 1, { extend: ev.shiftKey });
   else if (key === "Escape") viewer.clearSelection();
   else if (label) mark(label.value);
+  else if (key.toLowerCase() === "p" && state.prediction) colourMap(state.nadir.colourBy !== "probability");
+  else if (key.toLowerCase() === "j" && state.panel && canReview) state.panel.step(1);
+  else if (key.toLowerCase() === "k" && state.panel && canReview) state.panel.step(-1);
+  else if (key.toLowerCase() === "a" && state.panel && canReview) accept();
   else return;
   ev.preventDefault();
 }
@@ -243,8 +315,22 @@ window.cryolabelTracks = {
   selection: () => state.viewer.selection(),
   label: (i) => state.data.label[i],
   labels: (start, stop) => Array.from(state.data.label.subarray(start, stop)),
-  drawnLabel: (i) => state.nadir.drawn[i], // what the map's last redraw drew waveform i as (-2: not drawn)
+  // What the map's last redraw drew waveform i as: its label code, or its probability bin 0-4 when the map shows the
+  // prediction (mapColour() "probability"); -2: not drawn.
+  drawnLabel: (i) => state.nadir.drawn[i],
   drawnCount: () => state.nadir.drawnIndex.length,
+  mapColour: () => state.nadir.colourBy,
+  mapCentre: () => { const c = state.map.getCenter(); return [c.lat, c.lng]; },
+  // The prediction: its row, waveform i's probability (0-1), and the viewer's curves ("lead probability",
+  // "uncertainty", "peakiness": the values the chart draws, or null without that series).
+  prediction: () => (state.prediction ? state.prediction.row : null),
+  probability: (i) => (state.prediction ? state.prediction.probability[i] : null),
+  curve: (label, start, stop) => {
+    const values = state.viewer.series(label);
+    return values ? Array.from(values.slice(start, stop)) : null;
+  },
+  segments: () => (state.panel ? state.panel.segments : []),
+  segment: () => (state.panel ? state.panel.current : -1),
 };
 
 async function start() {

@@ -2,6 +2,9 @@
 // range gates top to bottom, echo power in dB through a colour ramp; a strip below in the labels' colours), the
 // pulse peakiness along the track (uPlot) and the echo power of the current waveform (uPlot).
 //
+// With the `leads` network's prediction (prediction: {probability, uncertainty} as Float32Array 0-1), the peakiness
+// chart also draws the lead probability as a curve and the uncertainty as a shaded area, on a 0-1 axis at its right.
+//
 // Only what is on screen is drawn: the image is built for the visible range of waveforms at one column per pixel
 // (the brightest echo of the waveforms a column holds, so a lead never falls between pixels) and the peakiness
 // chart's x scale is the same range. Wheel: zoom around the mouse; drag: pan; shift-drag: select a range; click:
@@ -30,8 +33,9 @@ function ramp() {
 const LUT = ramp();
 
 export class WaveformViewer {
-  constructor(data, { onHover, onChange }) {
+  constructor(data, { onHover, onChange, prediction = null }) {
     this.data = data;
+    this.prediction = prediction;
     this.n = data.header.n;
     this.gates = data.header.gates;
     this.onHover = onHover || (() => {});
@@ -238,17 +242,34 @@ export class WaveformViewer {
   peakChart() {
     const xs = Float64Array.from({ length: this.n }, (_, i) => i);
     const viewer = this;
+    const scales = { x: { time: false, auto: false, min: 0, max: this.n } };
+    const axes = [{ size: 28, font: "11px sans-serif" }, { size: 44, font: "11px sans-serif", label: "peakiness", labelSize: 14 }];
+    const series = [{}, { label: "peakiness", stroke: "#0b6ea4", width: 1 }];
+    const data = [xs, this.data.peakiness];
+    if (this.prediction) {
+      scales.p = { auto: false, range: [0, 1] };
+      axes.push({ scale: "p", side: 1, size: 40, font: "11px sans-serif", label: "P(lead)", labelSize: 14,
+        grid: { show: false }, splits: [0, 0.5, 1] });
+      series.push({ label: "uncertainty", scale: "p", stroke: "rgba(110, 64, 170, 0.55)", width: 0.5,
+        fill: "rgba(110, 64, 170, 0.16)" });
+      series.push({ label: "lead probability", scale: "p", stroke: "#e4572e", width: 1.5 });
+      data.push(this.prediction.uncertainty, this.prediction.probability);
+    }
     return new uPlot({
       width: 600, height: 150, legend: { show: false },
       cursor: { drag: { x: false, y: false }, points: { show: false } },
-      scales: { x: { time: false, auto: false, min: 0, max: this.n } },
-      axes: [{ size: 28, font: "11px sans-serif" }, { size: 44, font: "11px sans-serif", label: "peakiness", labelSize: 14 }],
-      series: [{}, { stroke: "#0b6ea4", width: 1 }],
+      scales, axes, series,
       hooks: {
         setCursor: [(u) => { if (u.cursor.idx !== null && u.cursor.idx !== undefined) viewer.onHover(u.cursor.idx); }],
         draw: [(u) => viewer.markPeak(u)],
       },
-    }, [xs, this.data.peakiness], document.getElementById("peak-chart"));
+    }, data, document.getElementById("peak-chart"));
+  }
+
+  // The chart's series by label ("peakiness", "uncertainty", "lead probability"): their values, for the tests.
+  series(label) {
+    const k = this.peak.series.findIndex((s) => s.label === label);
+    return k > 0 ? this.peak.data[k] : null;
   }
 
   markPeak(u) {
