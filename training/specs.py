@@ -43,13 +43,18 @@ class NetworkSpec:
     # items into the platform's classes, so a version has a confusion matrix and F1 per class.
     shown_metrics: tuple[Metric, ...] = ()
     classes: bool = False
+    # For the models page, in words: what a snapshot of it holds, what a version must beat, where its predictions go.
+    learns: str = ""
+    baseline: str = ""
+    shown: str = ""
 
     def page_setup(self) -> dict:
         """What the models page needs of the network, as JSON."""
         shown = self.shown_metrics or (self.primary_metric,)
         return {"name": self.name, "title": self.title, "kind": self.item_kind, "primary": self.primary_metric.name,
                 "metrics": [{"name": m.name, "title": m.title, "share": m.share} for m in shown],
-                "classes": self.classes, "inputs": list(self.inputs)}
+                "classes": self.classes, "inputs": list(self.inputs), "learns": self.learns,
+                "baseline": self.baseline, "shown": self.shown}
 
 
 CLASSIFIER_SPEC = NetworkSpec(
@@ -64,6 +69,10 @@ SIC_SPEC = NetworkSpec(
     inputs=("HH sigma0 dB", "HV sigma0 dB", "incidence angle"), file_options={},
     shown_metrics=(Metric("r2", "R²", share=False), Metric("water_iou", "water IoU"), Metric("lead_iou", "lead IoU"),
                    Metric("ice_iou", "ice IoU"), Metric("rmse", "RMSE (SIC %)", share=False)),
+    learns="learns from a snapshot of every scene with polygons (drawn by people, from ice charts, accepted from "
+           "predictions), whole scenes in each split",
+    baseline="R² 0: always the mean SIC",
+    shown="Its predictions are map layers of the scenes (Scenes page).",
 )  # fmt: skip
 
 LEADS_SPEC = NetworkSpec(
@@ -76,6 +85,10 @@ LEADS_SPEC = NetworkSpec(
     shown_metrics=(Metric("f1", "F1"), Metric("precision", "precision"), Metric("recall", "recall"),
                    Metric("accuracy", "accuracy"), Metric("baseline_pp_f1", "baseline PP F1"),
                    Metric("distance_mae_m", "distance MAE (m)", share=False)),
+    learns="learns from a snapshot of every track with labelled waveforms (from the collocation with scenes, marked "
+           "by people, accepted from predictions), whole tracks in each split",
+    baseline="the classic pulse-peakiness threshold, chosen on the train tracks, on the same waveforms",
+    shown="Its predictions are a lead probability per waveform, on the track pages (Tracks page).",
 )  # fmt: skip
 
 SPECS: dict[str, NetworkSpec] = {spec.name: spec for spec in (CLASSIFIER_SPEC, SIC_SPEC, LEADS_SPEC)}

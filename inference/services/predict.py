@@ -261,10 +261,11 @@ def predict_run(job: Job, reporter: JobReporter) -> dict[str, Any]:
     del state
 
     samples = source.samples(source.pending(version=version, redo=redo))
-    missing = [s for s in samples if not os.path.isfile(s.path)]
+    # An item's data is a file (an imagette's pixels, a scene's COG) or a folder (a track's arrays).
+    missing = [s for s in samples if not (os.path.isfile(s.path) or os.path.isdir(s.path))]
     if missing:
         examples = ", ".join(f"{s.item_id} ({s.path})" for s in missing[:3])
-        raise PredictRefused(f"{len(missing)} {source.noun} have no pixel file, e.g. {examples}: re-ingest them "
+        raise PredictRefused(f"{len(missing)} {source.noun} have no data on disk, e.g. {examples}: re-ingest them "
                              "or restore MEDIA_ROOT; nothing was predicted")
 
     if source.check is not None:

@@ -132,7 +132,7 @@ def test_missing_pixels_are_refused_before_anything_changes(ingested, register) 
     (Path(settings.MEDIA_ROOT) / lost.data).unlink()
     job = predict()
     assert job.state == Job.State.FAILED
-    assert "1 imagettes have no pixel file" in job.message and str(lost.pk) in job.message
+    assert "1 imagettes have no data on disk" in job.message and str(lost.pk) in job.message
     assert snapshot_of_predictions() == before  # v1's rows still current, no v2 row
 
 

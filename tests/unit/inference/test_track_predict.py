@@ -201,3 +201,48 @@ def test_a_track_without_its_waveforms_is_refused_before_anything_is_written(db,
     with pytest.raises(PredictRefused, match="no waveforms on disk"):
         track_samples_check(track_samples(Track.objects.all()), {})
     assert not TrackPrediction.objects.exists()
+
+
+def test_the_prediction_job_predicts_every_track_with_the_real_network(db, media, tmp_path):
+    """Through the generic job (inference.services.predict.predict_run): a track's data is a folder of arrays, not a
+    file, and a folder missing its waveforms is refused before anything is written."""
+    import shutil
+
+    import torch
+
+    from inference.tasks import predict_job
+    from jobs.models import Job
+    from jobs.runner import run_job
+    from training.networks import get_network
+
+    tracks = [_track("SRL_GPS_2PfP001_0001"), _track("SRL_GPS_2PfP001_0002")]
+    net = get_network("leads")
+    hparams = net.resolve_hparams({"window": 64, "stride": 32, "channels": 4, "embed": 8, "hidden": 8}, "cpu")
+    torch.manual_seed(0)
+    relative = "models/leads/v1.pt"
+    (media / relative).parent.mkdir(parents=True)
+    torch.save(net.checkpoint_state(net.build(hparams), None, 1, hparams), media / relative)
+    version = _version(1)
+    ModelVersion.objects.filter(pk=version.pk).update(hparams=hparams, checkpoint=relative)
+
+    def predict() -> Job:
+        job = Job.objects.create(kind="predict", queue="gpu", params={"network": "leads"})
+        run_job(job.pk, predict_job, worker="test")
+        job.refresh_from_db()
+        return job
+
+    moved = media / "aside"
+    shutil.move(media / tracks[1].data / "waveforms.npy", moved)
+    refused = predict()
+    assert refused.state == Job.State.FAILED and "no waveforms on disk" in refused.message
+    assert not TrackPrediction.objects.exists()
+    shutil.move(moved, media / tracks[1].data / "waveforms.npy")
+
+    job = predict()
+    assert job.state == Job.State.SUCCEEDED, job.error
+    assert job.result["predicted"] == 2 and "2 tracks predicted" in job.result["message"]
+    rows = list(TrackPrediction.objects.order_by("track_id"))
+    assert [r.track_id for r in rows] == [t.pk for t in tracks] and all(r.waveforms == N for r in rows)
+    with np.load(media / rows[0].data) as data:
+        assert data["probability"].shape == (N,) and ((data["probability"] >= 0) & (data["probability"] <= 1)).all()
+    assert predict().result["predicted"] == 0  # nothing new
