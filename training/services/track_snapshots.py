@@ -68,8 +68,18 @@ def _labelled_tracks() -> list[tuple[Track, TrackLabels]]:
 
 def track_splits(tracks: list[tuple[int, bool]], *, fractions: dict, seed: int) -> dict[int, str]:
     """(track id, whether it has a lead waveform) -> track id -> split: whole tracks, stratified by whether they
-    hold leads, at least one train track and a val one as soon as there are two (as scene_splits)."""
-    return scene_splits([(pk, 2 if has_lead else 1) for pk, has_lead in tracks], fractions=fractions, seed=seed)
+    hold leads, at least one train track and a val one as soon as there are two (as scene_splits), and a test one as
+    soon as there are four: a pass is thousands of waveforms, so a few tracks are a real test set, and the version's
+    test scores are then never the validation's again (a test track with leads preferred, from the train split)."""
+    splits = scene_splits([(pk, 2 if has_lead else 1) for pk, has_lead in tracks], fractions=fractions, seed=seed)
+    if len(splits) >= 4 and "test" not in splits.values():
+        leads = {pk for pk, has_lead in tracks if has_lead}
+        train = [pk for pk in sorted(splits) if splits[pk] == "train"]
+        # Keep a train track with leads: take the last of those with leads only when another one stays behind.
+        spare = [pk for pk in train if pk in leads][1:] or [pk for pk in train if pk not in leads][:1]
+        if spare and len(train) >= 2:
+            splits[spare[-1]] = "test"
+    return splits
 
 
 def _write_frozen(folder: Path, frozen: list[tuple[Track, TrackLabels]]) -> None:

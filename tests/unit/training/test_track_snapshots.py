@@ -46,6 +46,13 @@ def media(db, settings, tmp_path) -> Path:
     return settings.MEDIA_ROOT
 
 
+def test_four_tracks_give_a_test_track_and_train_keeps_one_with_leads() -> None:
+    four = track_splits([(1, True), (2, True), (3, False), (4, True)], fractions={"train": 0.75, "val": 0.2,
+                                                                                   "test": 0.05}, seed=0)
+    assert sorted(four.values()).count("test") == 1 and "val" in four.values()
+    assert any(four[pk] == "train" for pk in (1, 2, 4))
+
+
 def test_track_splits_keep_whole_tracks_and_always_have_train_and_val() -> None:
     assert track_splits([(7, True)], fractions={"train": 0.75, "val": 0.2, "test": 0.05}, seed=0) == {7: "train"}
     two = track_splits([(1, False), (2, True)], fractions={"train": 0.75, "val": 0.2, "test": 0.05}, seed=0)
