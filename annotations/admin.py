@@ -1,5 +1,6 @@
 """/admin/ pages for imagettes, votes, leases, consensus, gold labels and label decisions, and for scenes, their
-polygons and the ice charts imported onto them: read-only (the label services keep counts, queue states, settled
+polygons and the ice charts imported onto them, and for tracks, their automatic labels and the ranges people
+marked: read-only (the label services keep counts, queue states, settled
 labels and polygon histories in step), searchable, filtered by what people look for."""
 
 from django.contrib import admin
@@ -14,6 +15,9 @@ from annotations.models import (
     LabelDecision,
     Scene,
     ScenePolygon,
+    Track,
+    TrackCollocation,
+    TrackLabelRange,
     Vote,
 )
 from eoplatform.admin_base import ReadOnlyAdmin, mask_text
@@ -128,4 +132,32 @@ class ScenePolygonAdmin(ReadOnlyAdmin):
 class IceChartAdmin(ReadOnlyAdmin):
     list_display = ("id", "name", "valid_from", "n_polygons", "n_stored", "imported_by", "created_at")
     search_fields = ("=id", "name")
+    ordering = ("-id",)
+
+
+@admin.register(Track)
+class TrackAdmin(ReadOnlyAdmin):
+    list_display = ("id", "key", "mission", "mode", "band", "gates", "n_waveforms", "time_start", "cycle",
+                    "pass_number", "created_at")
+    list_filter = ("mission", "mode", "source_format")
+    search_fields = ("=id", "key")
+    ordering = ("-id",)
+
+
+@admin.register(TrackCollocation)
+class TrackCollocationAdmin(ReadOnlyAdmin):
+    list_display = ("track", "version", "counts", "window_s", "threshold_m", "updated_at")
+    search_fields = ("=track__id", "track__key")
+    list_select_related = ("track",)
+    raw_id_fields = ("track", "job")
+    ordering = ("-id",)
+
+
+@admin.register(TrackLabelRange)
+class TrackLabelRangeAdmin(ReadOnlyAdmin):
+    list_display = ("id", "track", "start", "stop", "label", "source", "author", "deleted_at", "created_at")
+    list_filter = ("label", "source")
+    search_fields = ("=id", "=track__id", "track__key", "author__username")
+    list_select_related = ("track", "author")
+    raw_id_fields = ("track", "author")
     ordering = ("-id",)

@@ -12,8 +12,19 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 
-from annotations.models import Assignment, Consensus, ConsensusRun, GoldLabel, Imagette, LabelDecision, Vote
-from inference.models import Prediction, ReviewLease
+from annotations.models import (
+    Assignment,
+    Consensus,
+    ConsensusRun,
+    GoldLabel,
+    Imagette,
+    LabelDecision,
+    Track,
+    TrackCollocation,
+    TrackLabelRange,
+    Vote,
+)
+from inference.models import Prediction, ReviewLease, TrackPrediction
 from jobs.models import Job
 from training.models import Export, ModelVersion, Snapshot, SnapshotItem
 
@@ -21,7 +32,7 @@ pytestmark = pytest.mark.django_db
 HOSTILE = '<img src=x onerror="alert(1)">'
 ESCAPED = "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;"
 CORE = [Imagette, Vote, Assignment, Consensus, ConsensusRun, GoldLabel, LabelDecision, Snapshot, SnapshotItem,
-        ModelVersion, Export, Prediction, ReviewLease, Job]
+        ModelVersion, Export, Prediction, ReviewLease, Job, Track, TrackCollocation, TrackLabelRange, TrackPrediction]
 
 
 @pytest.fixture
@@ -55,6 +66,19 @@ def rows(db):
     Prediction.objects.create(imagette=items[0], model_version=version, probabilities=[0.5] * 10, label_mask=1,
                               top1=0, confidence=0.5, entropy=0.9, margin=0.1, job=job)
     ReviewLease.objects.create(imagette=items[2], reviewer=user, expires_at=now + timedelta(minutes=5))
+    track = Track.objects.create(
+        key=HOSTILE, source_path="/x.nc", source_format="saral_sgdr", mission=HOSTILE[:20], instrument="AltiKa",
+        band="Ka", rate_hz=40, gates=128, time_start=now, time_stop=now, n_waveforms=10,
+        geometry={"type": "LineString", "coordinates": [[0, 70], [1, 71]]}, min_lat=70, max_lat=71, min_lon=0,
+        max_lon=1, data="tracks/x", attributes={"title": HOSTILE})
+    TrackCollocation.objects.create(track=track, window_s=3600, threshold_m=200, counts={"lead": 1})
+    TrackLabelRange.objects.create(track=track, start=0, stop=5, label="lead", author=user, note={"why": HOSTILE})
+    tracks_snapshot = Snapshot.objects.create(kind="tracks", number=2, seed=0, fractions={"train": 1.0},
+                                              agreement_threshold=0, size=1)
+    leads = ModelVersion.objects.create(network="leads", kind="tracks", number=1, snapshot=tracks_snapshot,
+                                        checkpoint="l.pt")
+    TrackPrediction.objects.create(track=track, model_version=leads, data="predictions/x.npz", confidence=0.9,
+                                   uncertainty=0.1)
 
 
 @pytest.fixture
