@@ -10,8 +10,10 @@ What it does:
      checkpoint given with --checkpoint), saves its checkpoint and loads it back as the prediction job does;
   3. times, alternately, --repeats times each after one unmeasured run of each:
      * **platform**: inference.services.track_predict.track_predict_item, the prediction job's per-track path:
-       read the track's arrays, bring every waveform to the network's input form (resampling, leading-edge
-       alignment, scalars), the overlapping windows through the model in batches, blend them (triangle weights),
+       read the track's arrays, its inputs (every waveform in the network's input form: resampling, leading-edge
+       alignment, scalars; kept beside the track's arrays once a training or a prediction computed them, which
+       is how a track is predicted after the training that used it and by every later version; timed apart too
+       with the inputs computed, the track's very first prediction), the overlapping windows through the model in batches, blend them (triangle weights),
        write the .npz (scratch file renamed into place), read the track's labels for the disagreement count;
      * **bare**: `model(x)` under torch.inference_mode over the very same windows in batches of the same size,
        stacked beforehand from inputs computed beforehand; no blending, no probability, no I/O;
@@ -96,7 +98,7 @@ def _measure(args, tmp: Path) -> int:
     from training.models import ModelVersion
     from training.networks import get_network, read_checkpoint
     from training.networks.leads import _forward
-    from training.networks.leads_data import track_inputs, window_starts
+    from training.networks.leads_data import INPUTS_VERSION, track_inputs, window_starts
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -150,12 +152,19 @@ def _measure(args, tmp: Path) -> int:
         assert rows[0]["waveforms"] == n
         return seconds
 
+    kept = track_folder(track) / f"leads_inputs_v{INPUTS_VERSION}.npy"
+
+    def platform_cold() -> float:
+        kept.unlink(missing_ok=True)  # the track's first prediction, before any training or prediction kept them
+        return platform()
+
     bare()
     platform()  # warm-up: kernels, allocator, the arrays in the page cache, Django's query cache
     rss_before = _rss_mib()
-    bare_s, platform_s = [], []
+    bare_s, platform_s, cold_s = [], [], []
     for _ in range(max(1, args.repeats)):
         bare_s.append(bare())
+        cold_s.append(platform_cold())
         platform_s.append(platform())
     rss_after = _rss_mib()
     tracemalloc.start()
@@ -211,6 +220,9 @@ def _measure(args, tmp: Path) -> int:
           f"(runs: {', '.join(f'{s * 1000:.0f}' for s in bare_s)})")
     print(f"platform (track_predict_item):           median {platform_med * 1000:7.1f} ms "
           f"(runs: {', '.join(f'{s * 1000:.0f}' for s in platform_s)})")
+    cold_med = statistics.median(cold_s)
+    print(f"platform, the track's first prediction:  median {cold_med * 1000:7.1f} ms, {cold_med / bare_med:.3f} x "
+          f"(its inputs computed and kept: runs {', '.join(f'{s * 1000:.0f}' for s in cold_s)})")
     print("steps of the platform's path, timed apart (medians of 3):")
     for name, seconds in parts.items():
         print(f"  {name:<52} {seconds * 1000:7.1f} ms")
@@ -222,6 +234,8 @@ def _measure(args, tmp: Path) -> int:
     ok = ratio <= args.target and not problems
     print(json.dumps({"n": n, "windows": len(starts), "bare_ms": round(bare_med * 1000, 1),
                       "platform_ms": round(platform_med * 1000, 1), "ratio": round(ratio, 3),
+                      "first_prediction_ms": round(cold_med * 1000, 1),
+                      "first_prediction_ratio": round(cold_med / bare_med, 3),
                       "steps_ms": {k: round(v * 1000, 1) for k, v in parts.items()},
                       "peak_rss_mib": round(rss_after), "traced_peak_mib": round(traced_peak / 2**20, 1)}))
     print(f"target: platform / bare {ratio:.3f} <= {args.target:g} -> {verdict(ok)}")

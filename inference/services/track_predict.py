@@ -87,7 +87,7 @@ def track_predict_item(*, network, model, hparams, sample: SampleRef, device, mc
     """What the prediction job runs per track: the network over all its waveforms, the arrays file, and the row the
     store takes (with how many labelled waveforms the prediction contradicts)."""
     arrays = arrays_read(Path(sample.path), ("waveforms", "features"))
-    out = network.predict_track(model, arrays, hparams, device, mc_dropout=mc_dropout)
+    out = network.predict_track(model, arrays, hparams, device, mc_dropout=mc_dropout, folder=sample.path)
     n = len(arrays["waveforms"])
     result = {name: np.asarray(out[name], dtype=np.float32)[:n] for name in PREDICTION_ARRAYS}
     path = prediction_path(version, sample.item_id)

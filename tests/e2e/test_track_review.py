@@ -47,7 +47,7 @@ class StandIn:
     def __init__(self, unsure: float = 0.95):
         self.unsure = unsure
 
-    def predict_track(self, model, arrays, hparams, device, *, mc_dropout=0):
+    def predict_track(self, model, arrays, hparams, device, *, mc_dropout=0, folder=None):
         n = len(arrays["waveforms"])
         p = np.full(n, 0.02, np.float32)
         p[AGREED] = 0.96

@@ -35,7 +35,8 @@ from inference.models import TrackPrediction
 from jobs.models import Job
 from training.models import ModelVersion, SnapshotTrack
 
-pytestmark = [pytest.mark.services]
+# One run only (the embedded one, beside its own real worker): its services-mode twin pushed `make test` past 12 min.
+pytestmark = [pytest.mark.services, pytest.mark.embedded_only]
 
 DATA_SEED = 7
 SCENE_SIZE = 240

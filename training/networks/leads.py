@@ -57,7 +57,7 @@ from training.networks.leads_data import (
     distance_metres,
     load_target,
     pp_threshold_fit,
-    track_inputs,
+    track_inputs_kept,
     window_starts,
 )
 from training.services.activation import ScoreBaseline, pct
@@ -147,9 +147,11 @@ def _forward(model: nn.Module, x: torch.Tensor, device: torch.device, mc_dropout
 
 
 def predict_track(model: nn.Module, arrays: Mapping[str, np.ndarray], hparams: Mapping[str, Any],
-                  device: torch.device | str, *, mc_dropout: int = 0, batch_size: int | None = None) -> dict:
+                  device: torch.device | str, *, mc_dropout: int = 0, batch_size: int | None = None,
+                  folder: str | os.PathLike | None = None) -> dict:
     """The model over every waveform of one track: `arrays` holds at least "waveforms" [N, G] (any G: see
-    leads_data.waveform_form). Windows of hparams["window"] waveforms (the whole track when shorter) every half
+    leads_data.waveform_form); `folder`, the track's arrays folder, keeps its inputs between runs
+    (leads_data.track_inputs_kept). Windows of hparams["window"] waveforms (the whole track when shorter) every half
     window (hparams["predict_stride"] when set), the last one ending at the track's end; each waveform's values are
     the blend of the windows covering it, weighted by a triangle peaking at each window's centre (a waveform near a
     window's edge sees little context on one side).
@@ -157,26 +159,27 @@ def predict_track(model: nn.Module, arrays: Mapping[str, np.ndarray], hparams: M
     Returns {"probability": float32 [N] in [0, 1], "distance_m": float32 [N] >= 0, "uncertainty": float32 [N] in
     [0, 1] (bits of binary entropy, see the module docstring)}, plus "mutual_information" [N] with MC dropout."""
     device = torch.device(device)
-    x = torch.from_numpy(track_inputs(arrays["waveforms"]))
+    x = torch.from_numpy(track_inputs_kept(folder, arrays["waveforms"]))
     n = len(x)
     names = ["probability", "distance_m", "uncertainty"] + (["mutual_information"] if mc_dropout > 0 else [])
     if n == 0:
         return {k: np.zeros(0, np.float32) for k in names}
     length = min(int(hparams.get("window", 256)), n)
     stride = int(hparams.get("predict_stride") or 0) or max(1, length // 2)
-    starts = window_starts(n, length, stride)
+    starts = torch.tensor(window_starts(n, length, stride))
     centre = (length - 1) / 2
     weight = (1.0 - torch.abs(torch.arange(length, dtype=torch.float64) - centre) / (centre + 1)).clamp_min(1e-3)
     sums = {k: torch.zeros(n, dtype=torch.float64) for k in names}
     total = torch.zeros(n, dtype=torch.float64)
     size = int(batch_size or hparams.get("batch_size") or 16)
+    offsets = torch.arange(length)
     for i in range(0, len(starts), size):
-        chunk = starts[i:i + size]
-        out = _forward(model, torch.stack([x[s:s + length] for s in chunk]), device, mc_dropout)
-        for row, s in enumerate(chunk):
-            total[s:s + length] += weight
-            for k in names:
-                sums[k][s:s + length] += weight * out[k][row].double()
+        index = starts[i:i + size, None] + offsets  # [B, L]: the waveforms of each window
+        out = _forward(model, x[index], device, mc_dropout)
+        flat = index.reshape(-1)
+        total.index_add_(0, flat, weight.repeat(len(index)))
+        for k in names:
+            sums[k].index_add_(0, flat, (out[k].double() * weight).reshape(-1))
     return {k: (v / total).numpy().astype(np.float32) for k, v in sums.items()}
 
 
@@ -452,9 +455,11 @@ class LeadsNetwork(Network):
         )
 
     def predict_track(self, model: nn.Module, arrays: Mapping[str, np.ndarray], hparams: Mapping[str, Any],
-                      device: torch.device | str, *, mc_dropout: int = 0, batch_size: int | None = None) -> dict:
+                      device: torch.device | str, *, mc_dropout: int = 0, batch_size: int | None = None,
+                      folder: str | os.PathLike | None = None) -> dict:
         """The module's `predict_track`, for callers holding the network (the prediction job)."""
-        return predict_track(model, arrays, hparams, device, mc_dropout=mc_dropout, batch_size=batch_size)
+        return predict_track(model, arrays, hparams, device, mc_dropout=mc_dropout, batch_size=batch_size,
+                             folder=folder)
 
     def model_from_checkpoint(self, state: Mapping[str, Any], device: torch.device | str | None = None):
         model, hparams = super().model_from_checkpoint(state, device)

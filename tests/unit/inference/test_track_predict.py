@@ -50,7 +50,7 @@ def _track(key: str = "SRL_GPS_2PfP001_0001") -> Track:
 class StandIn:
     """Predicts lead over LEAD (sure), not lead elsewhere, unsure over UNSURE."""
 
-    def predict_track(self, model, arrays, hparams, device, *, mc_dropout=0):
+    def predict_track(self, model, arrays, hparams, device, *, mc_dropout=0, folder=None):
         n = len(arrays["waveforms"])
         p = np.full(n, 0.02, np.float32)
         p[LEAD] = 0.97

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -284,17 +283,18 @@ def test_the_network_trains_evaluates_against_the_baseline_and_predicts_every_wa
     assert short["probability"].shape == (10,) and short["mutual_information"].shape == (10,)
 
 
-def test_an_epoch_of_two_demo_sized_tracks_on_the_cpu_is_short(tmp_path) -> None:
-    """The CPU defaults: two 10 000-waveform tracks, one epoch (the timing is printed; the bound is loose)."""
-    samples = [track_sample(tmp_path, name, "train", i, seed=i, n=10_000) for i, name in enumerate("ab", start=1)]
-    net = get_network("leads")
-    hparams = net.resolve_hparams({}, "cpu")
-    model = net.build(hparams)
-    loader = net.loader(net.dataset(samples, train=True, hparams=hparams), train=True, hparams=hparams)
-    optimizer = net.make_optimizer(model, hparams)
-    started = time.monotonic()
-    stats = net.train_epoch(model, loader, optimizer, "cpu", grad_clip=hparams["grad_clip"])
-    seconds = time.monotonic() - started
-    print(f"leads: one epoch of 2 x 10 000 waveforms, {stats['items']} windows, {seconds:.1f} s, "
-          f"{torch.get_num_threads()} threads")
-    assert stats["items"] == 2 * len(window_starts(10_000, 256, 128)) and seconds < 120
+def test_a_tracks_inputs_are_kept_beside_its_arrays_and_computed_again_when_they_do_not_fit(tmp_path):
+    from training.networks.leads_data import INPUTS_VERSION, track_inputs, track_inputs_kept
+
+    rng = np.random.default_rng(3)
+    waveforms = rng.random((300, 128), dtype=np.float32)
+    kept = tmp_path / f"leads_inputs_v{INPUTS_VERSION}.npy"
+    first = track_inputs_kept(tmp_path, waveforms)
+    assert kept.is_file() and np.array_equal(first, track_inputs(waveforms))
+    np.save(kept, np.zeros((300, first.shape[1]), np.float32))  # what is kept is what is read back
+    assert not track_inputs_kept(tmp_path, waveforms).any()
+    np.save(kept, np.zeros((10, 3), np.float32))  # another shape (another version's form): computed again
+    assert np.array_equal(track_inputs_kept(tmp_path, waveforms), first)
+    assert np.load(kept).shape == first.shape and not list(tmp_path.glob(".*partial"))
+    missing = tmp_path / "gone"  # a folder that cannot be written to: computed, nothing kept, no error
+    assert np.array_equal(track_inputs_kept(missing, waveforms), first) and not missing.exists()

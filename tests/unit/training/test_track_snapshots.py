@@ -137,6 +137,7 @@ def test_a_rolled_back_snapshot_leaves_its_number_free(media) -> None:
     assert snapshot.number == 1 and len(list((Path(media) / "snapshots" / "1" / "tracks").iterdir())) == 2
 
 
+@pytest.mark.embedded_only  # a training: the mode does not change what it checks, and `make test` has 12 minutes
 def test_a_training_job_learns_leads_from_a_snapshot_of_tracks(media) -> None:
     from jobs.models import Job
     from jobs.runner import run_job
