@@ -14,7 +14,8 @@ What it does:
        alignment, scalars; kept beside the track's arrays once a training or a prediction computed them, which
        is how a track is predicted after the training that used it and by every later version; timed apart too
        with the inputs computed, the track's very first prediction), the overlapping windows through the model in
-       batches, blend them (triangle weights), write the .npz (scratch file renamed into place), read the track's labels for the disagreement count;
+       batches, blend them (triangle weights), write the .npz (scratch file renamed into place), read the track's
+       labels for the disagreement count;
      * **bare**: `model(x)` under torch.inference_mode over the very same windows in batches of the same size,
        stacked beforehand from inputs computed beforehand; no blending, no probability, no I/O;
   4. checks the .npz holds --n waveforms of finite probabilities equal (within 1e-5) to the blend of the bare
