@@ -30,7 +30,7 @@ from tests.conftest import cast_vote
 
 pytestmark = [pytest.mark.django_db]
 
-EXAMPLES = int(os.environ.get("CRYOLABEL_FUZZ_EXAMPLES", "3"))  # more on demand: the suite must stay under 12 min
+EXAMPLES = int(os.environ.get("CRYOLABEL_FUZZ_EXAMPLES", "2"))  # more on demand: the suite must stay under 12 min
 CONFORMANCE = os.environ.get("CRYOLABEL_FUZZ_CONFORMANCE") == "1"
 
 

@@ -135,30 +135,3 @@ def test_a_rolled_back_snapshot_leaves_its_number_free(media) -> None:
     assert (Path(media) / "snapshots" / "1" / "tracks").is_dir()  # the files of a number nobody holds
     snapshot = part(ItemKind.TRACKS, "snapshot_create")(seed=0)
     assert snapshot.number == 1 and len(list((Path(media) / "snapshots" / "1" / "tracks").iterdir())) == 2
-
-
-@pytest.mark.embedded_only  # a training: the mode does not change what it checks, and `make test` has 12 minutes
-def test_a_training_job_learns_leads_from_a_snapshot_of_tracks(media) -> None:
-    from jobs.models import Job
-    from jobs.runner import run_job
-    from training.models import ModelVersion
-    from training.tasks import train_job
-
-    for i in range(3):
-        make_track(f"t{i}", seed=10 + i, n=1500, gates=256 if i == 2 else 128, snags=0.02)
-    job = Job.objects.create(kind="train", queue="gpu", params={
-        "network": "leads", "epochs": 12,
-        "hparams": {"window": 64, "stride": 32, "channels": 8, "embed": 32, "hidden": 32, "batch_size": 8,
-                    "lr": 5e-3}})
-    assert run_job(job.pk, train_job, worker="tests") == Job.State.SUCCEEDED, Job.objects.get(pk=job.pk).error
-    version = ModelVersion.objects.get(network="leads")
-    assert (version.kind, version.primary_metric, len(version.history)) == ("tracks", "f1", 12)
-    last = version.history[-1]
-    assert {"val_f1", "val_precision", "val_recall", "val_accuracy", "val_baseline_pp_f1", "val_distance_mae_m",
-            "val_pp_threshold"} <= set(last)
-    baseline = version.val_metrics["baseline"]
-    assert baseline["score"] == pytest.approx(version.val_metrics["baseline_pp_f1"] or 0.0)
-    assert "train split" in baseline["description"]
-    assert version.val_metrics["waveforms"] > 0 and version.snapshot.kind == "tracks"
-    # Snagging echoes (peaky, alone, off any lead) fool the classic threshold, not the along-track context.
-    assert last["val_f1"] > last["val_baseline_pp_f1"] and version.is_active, version.activation_reason
