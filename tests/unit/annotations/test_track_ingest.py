@@ -24,6 +24,11 @@ from annotations.track_arrays import FEATURES, arrays_read, track_folder
 from demo.synthetic.altimetry import write_demo_tracks
 from tests.unit.annotations.test_altimetry_reader import REAL_L1B, cs2_l1b
 
+# In the embedded run only in `make test` (a plain pytest runs it on both): what it checks is files and arrays, the
+# database only records them, and the services run is the longer of the two (its PostgreSQL-specific checks,
+# the races, are in test_collocation.py and test_track_api.py).
+pytestmark = [pytest.mark.embedded_only]
+
 
 @pytest.fixture
 def media(settings, tmp_path) -> Path:

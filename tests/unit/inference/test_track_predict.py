@@ -203,6 +203,7 @@ def test_a_track_without_its_waveforms_is_refused_before_anything_is_written(db,
     assert not TrackPrediction.objects.exists()
 
 
+@pytest.mark.embedded_only  # torch's work; the services run is the longer of the two in `make test`
 def test_the_prediction_job_predicts_every_track_with_the_real_network(db, media, tmp_path):
     """Through the generic job (inference.services.predict.predict_run): a track's data is a folder of arrays, not a
     file, and a folder missing its waveforms is refused before anything is written."""

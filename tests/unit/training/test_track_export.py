@@ -21,6 +21,11 @@ from annotations.track_arrays import AUTO_ARRAYS, arrays_write
 from training.services.export import ExportError, export_create, export_write
 from training.services.track_snapshots import track_snapshot_create
 
+# In the embedded run only in `make test` (a plain pytest runs it on both): what it checks is files and arrays, the
+# database only records them, and the services run is the longer of the two (its PostgreSQL-specific checks,
+# the races, are in test_collocation.py and test_track_api.py).
+pytestmark = [pytest.mark.embedded_only]
+
 N, GATES = 300, 128
 
 
