@@ -118,22 +118,32 @@ class JobsConsumer(RowsConsumer):
                 for row in jobs_changed_since(self.scope["user"], since)]
 
 
-class ScenePolygonsConsumer(RowsConsumer):
-    """Whoever may label may follow a scene. On connection {"type": "ready"}: the page then reads the polygons over
-    the API (GET /api/v1/scenes/<id>/polygons/; a change made between the two arrives on both, and the page keeps
-    the higher version); then {"type": "polygon", "feature": ..., "deleted": bool} for every change."""
+class ItemRowsConsumer(RowsConsumer):
+    """The rows of one item (a scene's polygons, a track's label ranges), followed by whoever may label."""
 
-    async def refused(self):
+    def item_id(self) -> int:
+        return int(self.scope["url_route"]["kwargs"]["pk"])
+
+    async def labeller_refused(self, model, pk: int, group_of):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             return LOGGED_OUT
         if not await database_sync_to_async(user.has_perm)(perm("label")):
             return FORBIDDEN
-        self.scene_id = int(self.scope["url_route"]["kwargs"]["pk"])
-        if not await Scene.objects.filter(pk=self.scene_id).aexists():
+        if not await model.objects.filter(pk=pk).aexists():
             return NOT_FOUND
-        self.group = scene_group(self.scene_id)
+        self.group = group_of(pk)
         return None
+
+
+class ScenePolygonsConsumer(ItemRowsConsumer):
+    """Whoever may label may follow a scene. On connection {"type": "ready"}: the page then reads the polygons over
+    the API (GET /api/v1/scenes/<id>/polygons/; a change made between the two arrives on both, and the page keeps
+    the higher version); then {"type": "polygon", "feature": ..., "deleted": bool} for every change."""
+
+    async def refused(self):
+        self.scene_id = self.item_id()
+        return await self.labeller_refused(Scene, self.scene_id, scene_group)
 
     def opening(self, messages):
         return {"type": "ready", "scene": self.scene_id}
@@ -147,23 +157,15 @@ class ScenePolygonsConsumer(RowsConsumer):
         return [(row.pk, row.version, row.updated_at, row) for row in scene_polygons_changed(self.scene_id, since)]
 
 
-class TrackLabelsConsumer(RowsConsumer):
+class TrackLabelsConsumer(ItemRowsConsumer):
     """/ws/tracks/<id>/: whoever may label may follow a track's label ranges. On connection {"type": "ready"}: the
     page then reads the labels over the API (GET /api/v1/tracks/<id>/labels/); then {"type": "range", "range": ...,
     "deleted": bool} for every range marked or undone, by anyone (ranges are append-only: a range changes once, when
     it is undone). Nudged on commit by annotations.services.track_labels."""
 
     async def refused(self):
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            return LOGGED_OUT
-        if not await database_sync_to_async(user.has_perm)(perm("label")):
-            return FORBIDDEN
-        self.track_id = int(self.scope["url_route"]["kwargs"]["pk"])
-        if not await Track.objects.filter(pk=self.track_id).aexists():
-            return NOT_FOUND
-        self.group = track_group(self.track_id)
-        return None
+        self.track_id = self.item_id()
+        return await self.labeller_refused(Track, self.track_id, track_group)
 
     def opening(self, messages):
         return {"type": "ready", "track": self.track_id}

@@ -1,13 +1,13 @@
 // The polar map page (/scenes/, /scenes/<id>/): Extra Wide scenes on their polar grid, a scene's image layers,
 // and its ice / lead / open-water polygons drawn with a sea-ice concentration, live between the people working
 // on it. Modules: scene-map (the map and its CRS), scene-layers (tiles and display), scene-polygons (the store),
-// scene-draw (drawing, editing, undo), scene-live (the scene's websocket), scene-chart (ice-chart import),
+// scene-draw (drawing, editing, undo), item-live (the scene's websocket), scene-chart (ice-chart import),
 // scene-predictions (the sic network's layers and their review).
 import { api, errorText } from "./api.js";
 import { importCharts } from "./scene-chart.js";
 import { attributeForm, drawing } from "./scene-draw.js";
 import { displayControls, SceneTiles } from "./scene-layers.js";
-import { followScene } from "./scene-live.js";
+import { followItem } from "./item-live.js";
 import { createMap } from "./scene-map.js";
 import { PolygonStore } from "./scene-polygons.js";
 import { predictionTools } from "./scene-predictions.js";
@@ -120,7 +120,7 @@ async function choose(id) {
   predictions.load(scene);
   app.dataset.state = "loading";
   // The socket first, then the polygons: whatever changes between the two arrives on the socket.
-  state.live = followScene(scene.id, {
+  state.live = followItem({ path: `/ws/scenes/${scene.id}/`, app: "scene-app", type: "polygon", noun: "scene" }, {
     onReady: () => state.store.load(scene.id).then(() => { app.dataset.state = "ready"; })
       .catch((err) => { app.dataset.state = "error"; status(err.message, true); }),
     onMessage: (message) => state.store.apply(message),

@@ -4,13 +4,13 @@
 // With a current `leads` prediction: its panel, its probability and uncertainty in the viewer, P colours the map by
 // it; experts review it by segments (J / K, A accepts the prediction over the selection, L / N / U correct it).
 // Modules: scene-map (the polar map, shared with the scenes page), scene-layers (scene tiles), track-data (the
-// binary payload), track-map (the nadir points), track-viewer (image and charts), track-live (the websocket),
+// binary payload), track-map (the nadir points), track-viewer (image and charts), item-live (the websocket),
 // track-predictions (the prediction, its review, and the review queue on /tracks/).
 import { api, errorText } from "./api.js";
 import { SceneTiles } from "./scene-layers.js";
 import { createMap } from "./scene-map.js";
 import { decodeInt8, loadWaveforms } from "./track-data.js";
-import { followTrack } from "./track-live.js";
+import { followItem } from "./item-live.js";
 import { fitPoints, NadirLayer } from "./track-map.js";
 import { loadPrediction, PredictionPanel, reviewQueue } from "./track-predictions.js";
 import { WaveformViewer } from "./track-viewer.js";
@@ -139,7 +139,7 @@ async function trackPage(id) {
   $("undo").addEventListener("click", undo);
   $("clear").addEventListener("click", () => state.viewer.clearSelection());
   app.dataset.state = "loading";
-  state.live = followTrack(track.id, {
+  state.live = followItem({ path: `/ws/tracks/${track.id}/`, app: "track-app", type: "range", noun: "track" }, {
     onReady: () => reloadLabels().then(() => { app.dataset.state = "ready"; }),
     onMessage: () => scheduleReload(),
   });

@@ -1,14 +1,14 @@
-// A track's websocket (a module of tracks.js): /ws/tracks/<id>/ tells every label range marked or undone on the
-// track, by anyone. It shows the connection in the #live pill and data-live, reconnects with back-off (not after
-// 4401 logged out, 4403 not allowed, 4404 no such track), calls onReady() on every (re)connection (the page reads
-// the labels afresh) and onMessage({range, deleted}) for each change.
+// An item's websocket, for the pages that follow one item's rows live (the polar map's /ws/scenes/<id>/: every
+// polygon change; the track page's /ws/tracks/<id>/: every label range marked or undone), by anyone. It shows the
+// connection in the #live pill and the app element's data-live, reconnects with back-off (not after 4401 logged
+// out, 4403 not allowed, 4404 no such item), calls onReady() on every (re)connection, when the page reads the rows
+// afresh (what changed while it was away), then onMessage(message) for each message of the item's `type`.
 import { $ } from "./util.js";
 
-const FINAL = { 4401: "logged out", 4403: "not allowed", 4404: "no such track" };
-
-export function followTrack(trackId, { onReady, onMessage }) {
+export function followItem({ path, app: appId, type, noun }, { onReady, onMessage }) {
+  const FINAL = { 4401: "logged out", 4403: "not allowed", 4404: `no such ${noun}` };
   const live = $("live");
-  const app = $("track-app");
+  const app = $(appId);
   let retry = 500;
   let closed = false;
   let socket = null;
@@ -19,7 +19,7 @@ export function followTrack(trackId, { onReady, onMessage }) {
   }
   function connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${scheme}://${location.host}/ws/tracks/${trackId}/`);
+    const ws = new WebSocket(`${scheme}://${location.host}${path}`);
     socket = ws;
     ws.onmessage = (ev) => {
       const message = JSON.parse(ev.data);
@@ -27,7 +27,7 @@ export function followTrack(trackId, { onReady, onMessage }) {
         show("live", true);
         retry = 500;
         onReady();
-      } else if (message.type === "range") {
+      } else if (message.type === type) {
         onMessage(message);
       }
     };
