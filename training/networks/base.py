@@ -49,6 +49,8 @@ from training.specs import NetworkSpec
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "batch_parts",
+    "targets_on",
     "NETWORKS",
     "SPLITS",
     "Network",
@@ -66,6 +68,22 @@ __all__ = [
 _NETWORK_ATTR = "_cryolabel_network"
 _ARCH_ATTR = "_cryolabel_arch"
 _AMP_ATTR = "_cryolabel_amp"
+
+
+def batch_parts(batch: Any) -> tuple[torch.Tensor, dict | None, list[int] | None]:
+    """A batch as the loaders give it, for networks whose targets are dicts of tensors (sic, leads): an input
+    tensor alone, or `(input, target dict, item ids)`; returns (input, target or None, ids or None)."""
+    if isinstance(batch, torch.Tensor):
+        return batch, None, None
+    x = batch[0]
+    target = batch[1] if len(batch) > 1 and isinstance(batch[1], Mapping) else None
+    ids = [int(i) for i in batch[2]] if len(batch) > 2 else None
+    return x, target, ids
+
+
+def targets_on(target: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """A target dict's tensors on `device`."""
+    return {k: v.to(device, non_blocking=True) for k, v in target.items()}
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from training.contract import NetworkError, PredictionBatch, SampleRef
-from training.networks.base import Network, register
+from training.networks.base import Network, batch_parts, register, targets_on
 from training.networks.leads_data import (
     FORM_GATES,
     N_FEATURES,
@@ -181,15 +181,6 @@ def predict_track(model: nn.Module, arrays: Mapping[str, np.ndarray], hparams: M
         for k in names:
             sums[k].index_add_(0, flat, (out[k].double() * weight).reshape(-1))
     return {k: (v / total).numpy().astype(np.float32) for k, v in sums.items()}
-
-
-def _batch_parts(batch: Any) -> tuple[torch.Tensor, dict | None, list[int] | None]:
-    if isinstance(batch, torch.Tensor):
-        return batch, None, None
-    x = batch[0]
-    target = batch[1] if len(batch) > 1 and isinstance(batch[1], Mapping) else None
-    ids = [int(i) for i in batch[2]] if len(batch) > 2 else None
-    return x, target, ids
 
 
 def _losses(logit: torch.Tensor, dist: torch.Tensor, target: Mapping[str, torch.Tensor], distance_weight: float):
@@ -356,16 +347,12 @@ class LeadsNetwork(Network):
         return dataset
 
     # --- training and evaluation ---------------------------------------------------------------------
-    @staticmethod
-    def _on(target: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-        return {k: v.to(device, non_blocking=True) for k, v in target.items()}
-
     def compute_loss(self, model: nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, int]:
         """The loss of a batch and its size in windows."""
-        x, target, _ = _batch_parts(batch)
+        x, target, _ = batch_parts(batch)
         if target is None:
             raise NetworkError("a training batch needs targets")
-        target = self._on(target, device)
+        target = targets_on(target, device)
         with torch.no_grad():
             model.logit_offset.fill_(-math.log(float(target["pos_weight"].float().mean())))
         logit, dist = model(x.to(device, non_blocking=True).float())
@@ -385,10 +372,10 @@ class LeadsNetwork(Network):
         probs, truths, peaks, thresholds, errors = [], [], [], [], []
         with torch.inference_mode(), self.autocast(model, device):
             for batch in loader:
-                x, target, _ = _batch_parts(batch)
+                x, target, _ = batch_parts(batch)
                 if target is None:
                     raise NetworkError("evaluation needs targets")
-                on = self._on(target, device)
+                on = targets_on(target, device)
                 logit, dist = model(x.to(device, non_blocking=True).float())
                 loss_sum += float(_losses(logit, dist, on, getattr(model, "distance_weight", 0.5))) * x.shape[0]
                 windows += int(x.shape[0])
@@ -428,7 +415,7 @@ class LeadsNetwork(Network):
         mutual_information (MC dropout only) = mean BALD. Payload, per window: "probability" [L], "distance_m" [L],
         "uncertainty" [L] (0 on padding), and "start" (the window's first waveform) when the batch carries it.
         A whole track: `predict_track`."""
-        x, target, ids = _batch_parts(batch)
+        x, target, ids = batch_parts(batch)
         out = _forward(model, x, torch.device(device), mc_dropout)
         valid = target["valid"].bool().cpu() if target is not None and "valid" in target else \
             torch.ones(out["probability"].shape, dtype=torch.bool)

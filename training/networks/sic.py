@@ -33,7 +33,7 @@ from torch import nn
 
 from eoplatform.threads import job_threads_plan
 from training.contract import NetworkError, PredictionBatch, SampleRef
-from training.networks.base import Network, register
+from training.networks.base import Network, batch_parts, register, targets_on
 from training.networks.runtime import bf16_is_fast
 from training.networks.sic_data import (
     BAND_STATS,
@@ -148,15 +148,6 @@ def predict_patches(model: nn.Module, inputs: torch.Tensor, device: torch.device
     return {"sic": (out["sic"] * 100).numpy().astype(np.float32),
             "uncertainty": out["uncertainty"].numpy().astype(np.float32),
             "classes": out["classes"].numpy().astype(np.float32)}
-
-
-def _batch_parts(batch: Any) -> tuple[torch.Tensor, dict | None, list[int] | None]:
-    if isinstance(batch, torch.Tensor):
-        return batch, None, None
-    x = batch[0]
-    target = batch[1] if len(batch) > 1 and isinstance(batch[1], Mapping) else None
-    ids = [int(i) for i in batch[2]] if len(batch) > 2 else None
-    return x, target, ids
 
 
 def _losses(sic: torch.Tensor, logits: torch.Tensor, target: Mapping[str, torch.Tensor], class_weight: float):
@@ -288,17 +279,13 @@ class SicNetwork(Network):
         return dataset
 
     # --- training and evaluation ---------------------------------------------------------------------
-    @staticmethod
-    def _on(target: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-        return {k: v.to(device, non_blocking=True) for k, v in target.items()}
-
     def compute_loss(self, model: nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, int]:
         """The loss of a batch and its size in patches."""
-        x, target, _ = _batch_parts(batch)
+        x, target, _ = batch_parts(batch)
         if target is None:
             raise NetworkError("a training batch needs targets")
         sic, logits = model(x.to(device, non_blocking=True).float())
-        return _losses(sic, logits, self._on(target, device), getattr(model, "class_weight", 0.5)), int(x.shape[0])
+        return _losses(sic, logits, targets_on(target, device), getattr(model, "class_weight", 0.5)), int(x.shape[0])
 
     def evaluate(self, model: nn.Module, loader, device: torch.device) -> dict:
         """{"loss" (mean per patch), "r2" and "rmse" of SIC in % over the pixels with a SIC target (None without
@@ -312,10 +299,10 @@ class SicNetwork(Network):
         confusion = torch.zeros(N_CLASSES * N_CLASSES, dtype=torch.int64)
         with torch.inference_mode(), self.autocast(model, device):
             for batch in loader:
-                x, target, _ = _batch_parts(batch)
+                x, target, _ = batch_parts(batch)
                 if target is None:
                     raise NetworkError("evaluation needs targets")
-                target = self._on(target, device)
+                target = targets_on(target, device)
                 sic, logits = model(x.to(device, non_blocking=True).float())
                 loss = _losses(sic, logits, target, getattr(model, "class_weight", 0.5))
                 loss_sum += float(loss) * x.shape[0]
@@ -352,7 +339,7 @@ class SicNetwork(Network):
         probabilities, normalised by log 3. A patch without a valid pixel: confidence 0, entropy 1.
         Payload: "sic_mean" (% or None), "class_shares" ([ice, lead, water] mean probabilities), "window" ([row, col,
         height, width] in the scene, when the batch carries it). The rasters themselves: `predict_patches`."""
-        x, target, ids = _batch_parts(batch)
+        x, target, ids = batch_parts(batch)
         out = _predict(model, x, torch.device(device), mc_dropout)
         valid = target["valid"].bool().cpu() if target is not None and "valid" in target else \
             torch.ones(out["sic"].shape, dtype=torch.bool)
