@@ -214,13 +214,19 @@ def scene_predictions_store(*, version: ModelVersion, rows: Sequence[dict], job=
     return written
 
 
-def scene_predictions_make_current(version: ModelVersion) -> int:
+def rows_make_current(model, item_field: str, version: ModelVersion) -> int:
+    """Make `version`'s rows of a per-item prediction table (ScenePrediction, TrackPrediction: `item_field` names the
+    item) current again where a later version's rows had replaced them; returns how many of its rows changed."""
     with transaction.atomic():
-        replaced = ScenePrediction.objects.filter(model_version=version, is_current=False)
-        (ScenePrediction.objects.filter(scene_id__in=replaced.values("scene_id"), is_current=True,
-                                        model_version__network=version.network)
+        replaced = model.objects.filter(model_version=version, is_current=False)
+        (model.objects.filter(**{f"{item_field}__in": replaced.values(item_field)}, is_current=True,
+                              model_version__network=version.network)
          .exclude(model_version=version).update(is_current=False))
         return replaced.update(is_current=True)
+
+
+def scene_predictions_make_current(version: ModelVersion) -> int:
+    return rows_make_current(ScenePrediction, "scene_id", version)
 
 
 def scene_predict_item(*, network, model, hparams, sample: SampleRef, device, mc_dropout: int, version: ModelVersion,

@@ -25,6 +25,7 @@ from annotations.models import Track
 from annotations.services.track_labels import track_labels
 from annotations.track_arrays import arrays_read, track_folder
 from inference.models import TrackPrediction
+from inference.services.scene_predict import rows_make_current
 from training.contract import SampleRef
 from training.models import ModelVersion
 
@@ -130,12 +131,7 @@ def track_predictions_store(*, version: ModelVersion, rows: Sequence[dict], job=
 
 
 def track_predictions_make_current(version: ModelVersion) -> int:
-    with transaction.atomic():
-        replaced = TrackPrediction.objects.filter(model_version=version, is_current=False)
-        (TrackPrediction.objects.filter(track_id__in=replaced.values("track_id"), is_current=True,
-                                        model_version__network=version.network)
-         .exclude(model_version=version).update(is_current=False))
-        return replaced.update(is_current=True)
+    return rows_make_current(TrackPrediction, "track_id", version)
 
 
 def _source():
