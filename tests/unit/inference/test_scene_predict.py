@@ -6,6 +6,7 @@ anything is written, a predicted region accepted as a polygon."""
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,32 @@ def test_stitching_gives_the_per_pixel_function_exactly_and_no_data_stays_no_dat
     assert np.abs(sic[valid] - (50 + 10 * x[0][valid])).max() < 1e-3
     assert np.abs(unc[valid] - np.abs(x[1][valid]) / 10).max() < 1e-4
     assert stats["pixels"] == int(valid.sum()) and abs(stats["mean_sic"] - float(sic[valid].mean())) < 1e-2
+
+
+def test_the_layers_overviews_are_the_means_of_its_rows_and_it_is_a_cog(tmp_path):
+    """The overviews are made as rows are written (not by a second pass of GDAL's): each level must be the 2 x 2
+    mean of the finite values of the level above, odd sizes and no data included, and the file a valid COG."""
+    rng = np.random.default_rng(1)
+    h, w = 1100, 1030  # levels 515 x 550, 258 x 275: odd sizes at both
+    bands = np.stack([rng.normal(-18, 6, (h, w)), rng.normal(-26, 5, (h, w)), np.full((h, w), 35.0)])
+    bands[:, 300:333, 200:907] = np.nan
+    out = tmp_path / "layer.tif"
+    scene_predict(network=PerPixel(), model=None, hparams={"bands": ["HH", "HV", "incidence"], "patch": 64},
+                  sample=_sample(_cog(tmp_path / "big.tif", bands)), device="cpu", out=out)
+    with rasterio.open(out) as layer:
+        assert layer.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG" and layer.overviews(1) == [2, 4]
+        level = layer.read()
+        for factor in (2, 4):
+            shape = (2, -(-h // factor), -(-w // factor))
+            got = layer.read(out_shape=shape)
+            padded = np.full((2, shape[1] * 2, shape[2] * 2), np.nan, np.float32)
+            padded[:, :level.shape[1], :level.shape[2]] = level
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks: NaN, as wanted
+                want = np.nanmean(padded.reshape(2, shape[1], 2, shape[2], 2), axis=(2, 4))
+            assert np.array_equal(np.isnan(got), np.isnan(want)) and np.nanmax(np.abs(got - want)) < 1e-3
+            level = want
+    assert not list(tmp_path.glob(".layer*")), "the scratch files are removed"
 
 
 # --- the prediction job over real scenes --------------------------------------------------------------------------
