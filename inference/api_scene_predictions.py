@@ -111,16 +111,17 @@ class PointIn(serializers.Serializer):
 class AcceptRegionApi(APIView):
     permission_classes = [HasCapability("review")]
 
-    @extend_schema(request=PointIn, responses={201: dict, 400: dict})
+    @extend_schema(request=PointIn, responses={201: dict, 200: dict, 400: dict},
+                   description="201: the region is now a polygon; 200: it had been accepted already (that polygon).")
     def post(self, request, pk: int):
         prediction = get_object_or_404(ScenePrediction.objects.select_related("scene"), pk=pk)
         point = PointIn(data=request.data)
         point.is_valid(raise_exception=True)
         try:
-            polygon = scene_region_accept(prediction, author=request.user, **point.validated_data)
+            polygon, new = scene_region_accept(prediction, author=request.user, **point.validated_data)
         except RegionRefused as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        return Response(polygon_feature(polygon), status=status.HTTP_201_CREATED)
+        return Response(polygon_feature(polygon), status=status.HTTP_201_CREATED if new else status.HTTP_200_OK)
 
 
 class ReviewedApi(APIView):

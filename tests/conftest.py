@@ -149,6 +149,23 @@ def cast_vote(annotator, item, label_mask: int, **kwargs):
     return vote
 
 
+def wait_for_a_lock_waiter(what: str = "the second writer") -> None:
+    """Until some backend of this (PostgreSQL) test database waits on a lock: the second actor of a race test has
+    reached the row the first holds. No timing: it polls the server's own view of who waits."""
+    import threading
+
+    from django.db import connection
+
+    for _ in range(3000):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND wait_event_type = 'Lock'")
+            if cursor.fetchone()[0]:
+                return
+        threading.Event().wait(0.01)
+    raise AssertionError(f"{what} never waited on the lock")
+
+
 def run_async(coroutine):
     """asyncio.run in a thread of its own: the browser tests' Playwright keeps a loop running here."""
     import asyncio

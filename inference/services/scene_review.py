@@ -5,8 +5,13 @@ Accepting a region: the expert clicks a point of the predicted SIC layer; the re
 it where the predicted SIC falls in the same tenth (what an ice analyst would draw as one polygon of a chart),
 vectorised from the prediction with `rasterio.features.shapes` within REGION_PX pixels of the point, simplified to
 the grid's pixel, clipped to the scene's footprint, and stored as a polygon of source "prediction" with the
-region's mean predicted SIC (open water below 5 %), through the same service and checks as a drawn polygon. Two
-experts accepting the same region at once make two polygons (each a person's decision); either can delete one.
+region's mean predicted SIC (open water below 5 %), through the same service and checks as a drawn polygon.
+
+Accepting is idempotent per region: a double click, a retried request, or two experts accepting the same region at
+once give one polygon. The accepts of a prediction are serialised on its row (SELECT ... FOR UPDATE; SQLite's
+IMMEDIATE transactions do the same); the first commits the polygon and the later ones find it (the live polygon of
+source "prediction" on the scene covering the same region, IoU >= SAME_REGION_IOU) and get it back, not a copy.
+Once a person edits that polygon it is theirs (source "person"), and accepting the region again makes a new one.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.db import transaction
 from django.db.models import QuerySet
 
 from annotations.models import ScenePolygon
@@ -22,9 +28,11 @@ from annotations.services.scene_polygons import PolygonError, footprint_in, poly
 from inference.models import ScenePrediction
 from training.services.registry import active_version
 
-__all__ = ["REGION_PX", "RegionRefused", "scene_prediction_reviewed", "scene_region_accept", "scenes_to_review"]
+__all__ = ["REGION_PX", "SAME_REGION_IOU", "RegionRefused", "scene_prediction_reviewed", "scene_region_accept",
+           "scenes_to_review"]
 
 REGION_PX = 768  # how far (pixels, each way) a region is followed from the point clicked
+SAME_REGION_IOU = 0.98  # an accepted polygon is the region's own, give or take its trip through lon/lat
 
 
 class RegionRefused(ValueError):
@@ -44,8 +52,10 @@ def scene_prediction_reviewed(prediction: ScenePrediction) -> None:
     ScenePrediction.objects.filter(pk=prediction.pk).update(reviewed=True)
 
 
-def scene_region_accept(prediction: ScenePrediction, *, lon: float, lat: float, author) -> ScenePolygon:
-    """The predicted region around (lon, lat) as a polygon of the scene (see the module's docstring)."""
+def scene_region_accept(prediction: ScenePrediction, *, lon: float, lat: float,
+                        author) -> tuple[ScenePolygon, bool]:
+    """The predicted region around (lon, lat) as a polygon of the scene, and whether it is new (False: the region
+    had been accepted already, and that polygon is returned; see the module's docstring)."""
     import rasterio
     import shapely
     from rasterio.features import geometry_mask, shapes
@@ -89,9 +99,31 @@ def scene_region_accept(prediction: ScenePrediction, *, lon: float, lat: float, 
     mean = float(sic[inside].mean()) if inside.any() else float(sic[r, c])
     label = ScenePolygon.Label.WATER if wanted == 0 else ScenePolygon.Label.ICE
     lonlat = transform_geom(scene.crs, "EPSG:4326", mapping(region))
-    try:
-        return polygon_create(scene=scene, geometry=lonlat, label=label,
-                              sic=None if label == ScenePolygon.Label.WATER else round(mean, 1), author=author,
-                              source=ScenePolygon.Source.PREDICTION)
-    except PolygonError as exc:
-        raise RegionRefused(f"the region cannot be stored: {exc}") from None
+    with transaction.atomic():
+        ScenePrediction.objects.select_for_update().filter(pk=prediction.pk).first()  # one accept at a time
+        same = _accepted_already(scene.pk, region, label)
+        if same is not None:
+            return same, False
+        try:
+            polygon = polygon_create(scene=scene, geometry=lonlat, label=label,
+                                     sic=None if label == ScenePolygon.Label.WATER else round(mean, 1),
+                                     author=author, source=ScenePolygon.Source.PREDICTION)
+        except PolygonError as exc:
+            raise RegionRefused(f"the region cannot be stored: {exc}") from None
+    return polygon, True
+
+
+def _accepted_already(scene_id: int, region, label: str) -> ScenePolygon | None:
+    """The scene's live polygon of source "prediction" that is this region (in the grid, metres), if any."""
+    from shapely.geometry import shape
+
+    minx, miny, maxx, maxy = region.bounds
+    candidates = ScenePolygon.objects.filter(
+        scene_id=scene_id, deleted_at__isnull=True, source=ScenePolygon.Source.PREDICTION, label=label,
+        min_x__lt=maxx, max_x__gt=minx, min_y__lt=maxy, max_y__gt=miny).order_by("pk")
+    for polygon in candidates:
+        other = shape(polygon.geometry)
+        union = other.union(region).area
+        if union > 0 and other.intersection(region).area / union >= SAME_REGION_IOU:
+            return polygon
+    return None

@@ -191,6 +191,22 @@ def test_an_expert_sees_the_sic_layer_and_accepts_a_predicted_region(page, platf
     polygon = ScenePolygon.objects.get(scene=scene)
     assert polygon.source == "prediction" and polygon.author.username == "sic-expert"
 
+    # O: the polygons as outlines, then hidden (the SIC layer seen whole); accepting the same region again gives
+    # the region's one polygon back, not a copy.
+    page.keyboard.press("o")
+    expect(page.locator("#scene-app")).to_have_attribute("data-polygon-display", "outlines")
+    assert page.evaluate("window.cryolabelScenes.polygonsOnMap()")
+    page.keyboard.press("o")
+    expect(page.locator("#scene-app")).to_have_attribute("data-polygon-display", "hidden")
+    assert not page.evaluate("window.cryolabelScenes.polygonsOnMap()")
+    page.mouse.click(point["x"], point["y"])
+    expect(page.locator("#map-note")).to_contain_text(f"accepted already: polygon {polygon.pk}")
+    assert ScenePolygon.objects.filter(scene=scene).count() == 1
+    page.keyboard.press("Escape")
+    page.keyboard.press("d")  # drawing brings hidden polygons back
+    expect(page.locator("#scene-app")).to_have_attribute("data-polygon-display", "filled")
+    assert page.evaluate("window.cryolabelScenes.polygonsOnMap()")
+
 
 def test_a_hostile_stage_is_shown_as_text(page, platform, scene, make_user):
     """A stage is text a person typed: the polygon's tooltip shows it as text, never as markup."""

@@ -23,6 +23,7 @@ from annotations.models import Scene, ScenePolygon, Track, TrackCollocation
 from annotations.readers.geo import footprint_bbox
 from annotations.services.collocation import CollocationError, track_collocate
 from annotations.track_arrays import arrays_read, arrays_write, track_folder
+from tests.conftest import wait_for_a_lock_waiter
 
 CRS = "EPSG:3413"
 TO_LONLAT = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
@@ -332,7 +333,7 @@ def test_two_runs_on_one_track_at_once_end_with_the_row_and_the_files_agreeing(t
         a = pool.submit(first)
         assert holding.wait(30)
         b = pool.submit(second)
-        _wait_for_a_lock_waiter()
+        wait_for_a_lock_waiter("the second run")
         go.set()
         a.result(30)
         b.result(30)
@@ -360,16 +361,6 @@ def _run_closing(track: Track, threshold: float):
         close_old_connections()
         connection.close()
 
-
-def _wait_for_a_lock_waiter() -> None:
-    for _ in range(3000):
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                           "AND wait_event_type = 'Lock'")
-            if cursor.fetchone()[0]:
-                return
-        threading.Event().wait(0.01)
-    raise AssertionError("the second run never waited on the track's lock")
 
 
 def test_json_summary_is_plain_json(world) -> None:

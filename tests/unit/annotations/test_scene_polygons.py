@@ -23,6 +23,7 @@ from annotations.services.scene_polygons import (
     polygon_edit,
 )
 from demo.synthetic import write_demo_scenes
+from tests.conftest import wait_for_a_lock_waiter
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +126,7 @@ def test_two_people_editing_one_polygon_at_once_one_wins_the_other_is_told(scene
         first = pool.submit(alice_edits)
         assert holding.wait(30)
         second = pool.submit(bob_edits)
-        _wait_for_a_lock_waiter()
+        wait_for_a_lock_waiter("the second editor")
         go.set()
         first.result(30)
         with pytest.raises(PolygonConflict, match="changed by someone else"):
@@ -133,17 +134,6 @@ def test_two_people_editing_one_polygon_at_once_one_wins_the_other_is_told(scene
     polygon.refresh_from_db()
     assert (polygon.version, polygon.sic, polygon.author) == (2, 70.0, alice)
 
-
-def _wait_for_a_lock_waiter() -> None:
-    """Until some backend of this database waits on a row lock (the second editor reached the locked row)."""
-    for _ in range(3000):
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                           "AND wait_event_type = 'Lock'")
-            if cursor.fetchone()[0]:
-                return
-        threading.Event().wait(0.01)
-    raise AssertionError("the second editor never waited on the row lock")
 
 
 def test_the_polygon_api_draws_edits_and_deletes_and_answers_4xx_with_the_reason(scene, make_user, client) -> None:

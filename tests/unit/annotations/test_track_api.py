@@ -27,6 +27,7 @@ from annotations.services.track_labels import (
     track_range_undo,
 )
 from annotations.track_arrays import AUTO_ARRAYS, arrays_write, track_folder
+from tests.conftest import wait_for_a_lock_waiter
 
 T0 = datetime(2021, 3, 4, 10, 0, tzinfo=UTC)
 
@@ -296,7 +297,7 @@ def test_two_people_marking_overlapping_ranges_at_once_the_later_commit_wins(tra
         first = pool.submit(alice_marks)
         assert holding.wait(30)
         second = pool.submit(bob_marks)
-        _wait_for_a_lock_waiter()
+        wait_for_a_lock_waiter("the second marker")
         assert not second.done()  # Bob waits for Alice's commit
         go.set()
         a, b = first.result(30), second.result(30)
@@ -304,14 +305,3 @@ def test_two_people_marking_overlapping_ranges_at_once_the_later_commit_wins(tra
     labels = track_labels(track).label
     assert (labels[100:200] == 1).all() and (labels[200:400] == 0).all() and labels[99] == -1
 
-
-def _wait_for_a_lock_waiter() -> None:
-    import time
-
-    with connection.cursor() as cursor:
-        for _ in range(300):
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-            if cursor.fetchone()[0]:
-                return
-            time.sleep(0.05)
-    raise AssertionError("the second marker never waited on the lock")

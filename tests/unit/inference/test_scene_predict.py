@@ -6,7 +6,9 @@ anything is written, a predicted region accepted as a polygon."""
 from __future__ import annotations
 
 import shutil
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ import pytest
 import rasterio
 import torch
 from django.conf import settings
+from django.db import connection, transaction
 from rasterio.transform import from_origin
 from shapely.geometry import shape
 
@@ -23,9 +26,11 @@ from annotations.services.ingest import ingest_paths
 from demo.synthetic import write_demo_scenes
 from inference.models import ScenePrediction
 from inference.services.scene_predict import blend_window, patch_origins, scene_predict
+from inference.services.scene_review import scene_region_accept
 from inference.tasks import predict_job
 from jobs.models import Job
 from jobs.runner import run_job
+from tests.conftest import wait_for_a_lock_waiter
 from training.contract import SampleRef
 from training.models import ModelVersion, Snapshot
 from training.networks import get_network
@@ -207,6 +212,10 @@ def test_the_prediction_job_writes_a_layer_per_scene_served_as_tiles(scenes, tmp
     assert response.status_code == 201, response.content
     polygon = ScenePolygon.objects.get(pk=response.json()["id"])
     assert polygon.source == "prediction" and polygon.author == expert and polygon.scene_id == scenes[0].pk
+    again = client_as(expert).post(f"/api/v1/scene-predictions/{rows[0].pk}/accept/",  # a double click
+                                   {"lon": centre.x, "lat": centre.y}, content_type="application/json")
+    assert again.status_code == 200 and again.json()["id"] == polygon.pk
+    assert ScenePolygon.objects.filter(scene=scenes[0], deleted_at__isnull=True).count() == 1
     assert client_as(annotator).post(f"/api/v1/scene-predictions/{rows[0].pk}/accept/",
                                      {"lon": centre.x, "lat": centre.y},
                                      content_type="application/json").status_code == 403
@@ -227,3 +236,49 @@ def test_a_scene_without_the_versions_bands_is_refused_before_anything_is_writte
     assert "other bands" in job.error and f"scene {scenes[1].pk}" in job.error
     assert not ScenePrediction.objects.exists()
     assert not list((Path(settings.MEDIA_ROOT) / "predictions").glob("**/*.tif"))
+
+
+@pytest.mark.postgres_only
+def test_two_experts_accepting_one_region_at_once_make_one_polygon(transactional_db, settings, tmp_path, products,
+                                                                  make_user):
+    """Alice's accept holds its transaction open; Bob's accept of the same region waits on the prediction's row
+    and, once Alice commits, gets her polygon back (not a copy): one polygon, whoever clicked second."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    assert not ingest_paths(products[:1]).errors
+    scene = Scene.objects.get()
+    version = _version(tmp_path)
+    layer = Path(settings.MEDIA_ROOT) / "predictions" / "layer.tif"
+    scene_predict(network=PerPixel(), model=None, hparams={"bands": ["HH", "HV", "incidence"], "patch": 32},
+                  sample=_sample(Path(settings.MEDIA_ROOT) / scene.cog), device="cpu", out=layer)
+    prediction = ScenePrediction.objects.create(scene=scene, model_version=version, cog="predictions/layer.tif",
+                                                mean_sic=50, confidence=0.5, uncertainty=0.5, pixels=1)
+    alice, bob = make_user(Role.EXPERT, "alice-accepts"), make_user(Role.EXPERT, "bob-accepts")
+    centre = shape(scene.footprint).centroid
+    holding, go = threading.Event(), threading.Event()
+
+    def alice_accepts():
+        try:
+            with transaction.atomic():
+                accepted = scene_region_accept(prediction, lon=centre.x, lat=centre.y, author=alice)
+                holding.set()
+                assert go.wait(30)
+            return accepted
+        finally:
+            connection.close()
+
+    def bob_accepts():
+        try:
+            return scene_region_accept(prediction, lon=centre.x, lat=centre.y, author=bob)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(alice_accepts)
+        assert holding.wait(30)
+        second = pool.submit(bob_accepts)
+        wait_for_a_lock_waiter("the second expert")
+        go.set()
+        (polygon_a, new_a), (polygon_b, new_b) = first.result(30), second.result(30)
+    assert new_a and not new_b and polygon_b.pk == polygon_a.pk
+    assert list(ScenePolygon.objects.filter(scene=scene).values_list("author__username", flat=True)) == [
+        "alice-accepts"]

@@ -15,13 +15,18 @@ function sicColour(sic) {
   return `rgb(${r}, ${g}, ${b})`;
 }
 
-export function polygonStyle(properties, selected = false) {
+// How polygons are shown: filled (drawing), outlines only (a prediction layer or the image seen through them), or
+// hidden. O cycles them; the choice is the page's, not the polygons'.
+export const POLYGON_DISPLAYS = ["filled", "outlines", "hidden"];
+
+export function polygonStyle(properties, selected = false, display = "filled") {
   const [color, fillColor] = {
     lead: ["#e4572e", "#e4572e"], water: ["#0d2a44", sicColour(0)],
   }[properties.label] || ["#35617f", sicColour(properties.sic)];
+  const outlines = display === "outlines";
   return {
-    color: selected ? "#ffd23f" : color, fillColor, weight: selected ? 3 : 1.6, opacity: 1,
-    fillOpacity: selected ? 0.6 : 0.5,
+    color: selected ? "#ffd23f" : color, fillColor, weight: selected ? 3 : outlines ? 2 : 1.6, opacity: 1,
+    fillOpacity: outlines ? 0 : selected ? 0.6 : 0.5,
     dashArray: properties.source === "ice_chart" ? "5 4" : null, // a chart's polygon until a person edits it
   };
 }
@@ -47,6 +52,24 @@ export class PolygonStore {
     this.onChange = onChange || (() => {});
     this.sceneId = null;
     this.loading = null;
+    this.display = "filled";
+  }
+
+  style(layer) {
+    return polygonStyle(layer.feature.properties, this.selected === layer.feature.id, this.display);
+  }
+
+  // Filled, outlines or hidden (POLYGON_DISPLAYS): hidden takes the group off the map, so that clicks reach the map
+  // (accepting a predicted region under a polygon) and nothing covers the layers beneath.
+  setDisplay(display) {
+    this.display = POLYGON_DISPLAYS.includes(display) ? display : "filled";
+    if (this.display === "hidden") this.map.removeLayer(this.group);
+    else if (!this.map.hasLayer(this.group)) {
+      this.group.addTo(this.map);
+      if (this.map.pm.globalEditModeEnabled()) this.group.eachLayer((l) => l.pm.enable({ allowSelfIntersection: false }));
+    }
+    for (const layer of this.layers.values()) layer.setStyle(this.style(layer));
+    app.dataset.polygonDisplay = this.display;
   }
 
   count() {
@@ -64,7 +87,7 @@ export class PolygonStore {
     if (known && known.feature.properties.version >= feature.properties.version) return known;
     const layer = L.GeoJSON.geometryToLayer(feature, { pmIgnore: false, snapIgnore: false, renderer: this.renderer });
     layer.feature = feature;
-    layer.setStyle(polygonStyle(feature.properties, this.selected === feature.id));
+    layer.setStyle(this.style(layer));
     // A node, not a string: Leaflet parses a string as HTML, and a stage is text a person typed.
     layer.bindTooltip(() => textNode(describe(layer.feature.properties, this.classes)), { sticky: true, opacity: 0.9 });
     layer.on("click", (ev) => {
@@ -103,7 +126,7 @@ export class PolygonStore {
     this.selected = this.layers.has(id) ? id : null;
     for (const which of [before, this.selected]) {
       const layer = this.layers.get(which);
-      if (layer) layer.setStyle(polygonStyle(layer.feature.properties, which === this.selected));
+      if (layer) layer.setStyle(this.style(layer));
     }
     if (this.selected !== null) this.layers.get(this.selected).bringToFront();
     this.onSelect(this.selected === null ? null : this.layers.get(this.selected).feature);

@@ -59,7 +59,9 @@ export function predictionTools({ status, store, choose, beforeAccept }) {
       return;
     }
     store.upsert(res.data);
-    status(`Accepted the predicted region as polygon ${res.data.id} (SIC ${res.data.properties.sic ?? 0} %).`);
+    status(res.status === 200 // a double click, or another expert was first: the region's one polygon
+      ? `This region was accepted already: polygon ${res.data.id}.`
+      : `Accepted the predicted region as polygon ${res.data.id} (SIC ${res.data.properties.sic ?? 0} %).`);
   }
 
   if (canReview) {

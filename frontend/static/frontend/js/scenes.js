@@ -9,7 +9,7 @@ import { attributeForm, drawing } from "./scene-draw.js";
 import { displayControls, SceneTiles } from "./scene-layers.js";
 import { followItem } from "./item-live.js";
 import { createMap } from "./scene-map.js";
-import { PolygonStore } from "./scene-polygons.js";
+import { POLYGON_DISPLAYS, PolygonStore } from "./scene-polygons.js";
 import { predictionTools } from "./scene-predictions.js";
 import { $, fmtUtc, isTyping, textNode } from "./util.js";
 
@@ -63,6 +63,12 @@ function buildMap(pole) {
   const renderer = L.canvas({ padding: 0.5, tolerance: 3 });
   state.store = new PolygonStore(map, setup.classes, { onSelect: (f) => form.selected(f), renderer });
   state.draw = drawing(map, state.store, form, { status, sceneId: () => state.scene && state.scene.id });
+  polygonDisplay();
+  map.on("pm:globaldrawmodetoggled pm:globaleditmodetoggled pm:globalremovalmodetoggled", (ev) => {
+    if (!ev.enabled || state.store.display !== "hidden") return;
+    document.querySelector("input[name=polygon-display][value=filled]").checked = true;
+    polygonDisplay();
+  });
   predictions.attach(map, gridOf(pole));
   state.footprints = L.featureGroup().addTo(map);
   for (const scene of state.scenes.filter((s) => poleOf(s) === pole)) {
@@ -139,6 +145,16 @@ function showScene(scene) {
   map.setView(center, Math.min(Math.max(zoom, map.getMinZoom()), map.getMaxZoom()));
 }
 
+// The polygons' display (filled / outlines / hidden): the radio buttons, or O to step through them. Drawing or
+// editing brings hidden polygons back (one does not edit what one cannot see).
+function polygonDisplay(step = 0) {
+  const checked = document.querySelector("input[name=polygon-display]:checked").value;
+  const next = POLYGON_DISPLAYS[(POLYGON_DISPLAYS.indexOf(checked) + step) % POLYGON_DISPLAYS.length];
+  document.querySelector(`input[name=polygon-display][value="${next}"]`).checked = true;
+  if (state.store) state.store.setDisplay(next);
+}
+document.querySelectorAll("input[name=polygon-display]").forEach((i) => i.addEventListener("change", () => polygonDisplay()));
+
 function keys(ev) {
   if (ev.key === "Escape") {
     state.draw && state.draw.stop();
@@ -160,6 +176,7 @@ function keys(ev) {
     state.draw.toggle({ d: "draw", e: "edit", x: "delete" }[key]);
   }
   else if (key === "p") predictions.cycle();
+  else if (key === "o") polygonDisplay(1);
   else if (key === "a") predictions.toggleAccept();
   else if (key === "h") display.setLayer("hh");
   else if (key === "v") display.setLayer("hv");
@@ -204,6 +221,7 @@ window.cryolabelScenes = {
     return { x: box.left + p.x, y: box.top + p.y };
   },
   features: () => (state.store ? [...state.store.layers.values()].map((l) => l.feature) : []),
+  polygonsOnMap: () => Boolean(state.store && state.map.hasLayer(state.store.group)),
 };
 
 start();
