@@ -34,7 +34,10 @@ class DemoIngestParams(serializers.Serializer):
         return attrs
 
 
-@job_kind_declare("demo_ingest", queue="cpu", capability="ingest", title="Demo ingest", params=DemoIngestParams)
+# Resumable: a worker stopped mid-way (Ctrl-C during the first start) leaves the job to the next worker, which runs
+# it again; every step skips what is in already (scenes and tracks by product, the chart by scene, the leads).
+@job_kind_declare("demo_ingest", queue="cpu", capability="ingest", title="Demo ingest", params=DemoIngestParams,
+                  resumable=True)
 def demo_ingest_job(job: Job, reporter: JobReporter) -> dict:
     from annotations.services.ingest import count_candidates, ingest_paths
     from demo.scene_people import scene_leads_land

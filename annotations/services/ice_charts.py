@@ -32,8 +32,12 @@ class ChartImport:
     chart: IceChart
     per_scene: dict[str, int] = field(default_factory=dict)  # scene key -> polygons stored
     notes: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)  # scene keys that carry this chart's polygons already
 
     def summary(self) -> str:
+        if not self.per_scene and self.already:
+            return (f"{self.chart.name}: already on {len(self.already)} scene(s) ({', '.join(self.already)}): "
+                    "nothing stored again")
         if not self.per_scene:
             return (f"{self.chart.name}: {self.chart.n_polygons} polygons, none over a scene of this platform "
                     "(nothing stored)")
@@ -73,7 +77,18 @@ def ice_chart_import(path: str | Path, *, layer: str | None = None, author=None,
         )
         result = ChartImport(chart=record, notes=result_notes)
         stored = 0
+        # The same chart again (an upload repeated, an ingest job run again after its worker was lost) adds nothing
+        # to a scene that still has polygons from it: the same name, layer, validity and polygon count.
+        same = IceChart.objects.filter(name=record.name, layer=record.layer, valid_from=record.valid_from,
+                                       n_polygons=record.n_polygons).exclude(pk=record.pk)
+        carrying = dict(ScenePolygon.objects.filter(chart__in=same, scene__in=scenes, deleted_at__isnull=True)
+                        .values_list("scene_id", "chart_id").order_by("chart_id"))
         for scene in scenes:
+            if scene.pk in carrying:
+                result.already.append(scene.key)
+                result_notes.append(f"{scene.key} has this chart's polygons already (chart {carrying[scene.pk]}): "
+                                    "not stored again")
+                continue
             footprint = footprint_in(scene.crs, scene.footprint)
             footprint_lonlat = shape(scene.footprint)
             rows = []
@@ -105,7 +120,8 @@ def ice_chart_import(path: str | Path, *, layer: str | None = None, author=None,
             scene_polygons_nudge(scene.pk)
             stored += len(created)
         record.n_stored = stored
-        record.save(update_fields=["n_stored"])
+        record.notes = result_notes
+        record.save(update_fields=["n_stored", "notes"])
     return result
 
 

@@ -160,6 +160,10 @@ def test_a_chart_in_the_batch_of_its_scene_lands_on_that_scene(tmp_path, media, 
     footprint = footprint_in(scene.crs, scene.footprint)
     assert sum(p.area_m2 for p in polygons) == pytest.approx(footprint.area, rel=1e-3)
     assert all(shapely.geometry.shape(p.geometry).within(footprint.buffer(1.0)) for p in polygons)
+    # The same batch again (a repeated upload, a job run again after its worker was lost): nothing is doubled.
+    again = ingest_paths([folder])
+    assert not again.errors and again.charts[0]["stored"] == 0 and "already on 1 scene" in again.charts[0]["summary"]
+    assert ScenePolygon.objects.count() == 2 and Scene.objects.count() == 1
 
 
 @pytest.mark.django_db

@@ -12,7 +12,8 @@ export function followItem({ path, app: appId, type, noun }, { onReady, onMessag
   let retry = 500;
   let closed = false;
   let socket = null;
-  function show(text, on) {
+  function show(text, on, shown = true) {
+    live.hidden = !shown; // nothing followed (the polar map before a scene is chosen): no "offline" alarm
     live.textContent = text;
     live.className = on ? "pill on" : "pill off";
     app.dataset.live = on ? "open" : "closed";
@@ -43,7 +44,7 @@ export function followItem({ path, app: appId, type, noun }, { onReady, onMessag
     close() {
       closed = true;
       if (socket) socket.close();
-      show("offline", false);
+      show("offline", false, false);
     },
   };
 }

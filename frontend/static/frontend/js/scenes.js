@@ -77,7 +77,9 @@ function buildMap(pole) {
     });
     outline.bindTooltip(textNode(sceneLabel(scene)), { sticky: true }); // a node: its text is the product's metadata
     outline.on("click", () => {
-      const busy = map.pm.globalDrawModeEnabled() || map.pm.globalEditModeEnabled() || map.pm.globalRemovalModeEnabled();
+      // Drawing, editing, deleting or accepting a region: the click is for that tool, even over another scene.
+      const busy = map.pm.globalDrawModeEnabled() || map.pm.globalEditModeEnabled() || map.pm.globalRemovalModeEnabled()
+        || predictions.accepting();
       if (!busy && (!state.scene || state.scene.id !== scene.id)) choose(scene.id);
     });
     state.footprints.addLayer(outline);
