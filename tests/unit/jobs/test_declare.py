@@ -55,7 +55,7 @@ def test_the_platforms_kinds_are_declared_with_their_tasks():
         "predict": "inference.predict"}
     for kind in kinds.values():
         assert app.tasks[kind.task_name].queue == kind.queue
-    assert {name for name, kind in kinds.items() if kind.resumable} == {"train", "predict"}
+    assert {name for name, kind in kinds.items() if kind.resumable} == {"train", "predict", "demo_ingest"}
 
 
 def test_parameters_the_declaration_refuses_write_no_job(admin_user):
