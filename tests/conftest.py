@@ -166,6 +166,52 @@ def wait_for_a_lock_waiter(what: str = "the second writer") -> None:
     raise AssertionError(f"{what} never waited on the lock")
 
 
+def race_behind_a_lock(first, second, *, what: str = "the second actor"):
+    """Two actors on PostgreSQL, each on a thread (and connection) of its own: `first()` runs in a transaction
+    held open; `second()` starts then, and must wait on a lock `first` holds (checked: it is not done, and the
+    server shows it waiting); then `first` commits and `second` goes on. Returns both futures, done: .result()
+    gives each one's value, or raises what it raised."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import wait as futures_wait
+
+    from django.db import close_old_connections, connection, transaction
+
+    holding, go = threading.Event(), threading.Event()
+
+    def run_first():
+        try:
+            with transaction.atomic():
+                value = first()
+                holding.set()
+                assert go.wait(30), "the race was never released"
+            return value
+        finally:
+            close_old_connections()
+            connection.close()
+
+    def run_second():
+        try:
+            return second()
+        finally:
+            close_old_connections()
+            connection.close()
+
+    with ThreadPoolExecutor(2) as pool:
+        a = pool.submit(run_first)
+        try:
+            while not holding.wait(0.05):
+                if a.done():
+                    a.result()  # the first actor failed before holding anything: its own error
+            b = pool.submit(run_second)
+            wait_for_a_lock_waiter(what)
+            assert not b.done(), f"{what} did not wait for the first to commit"
+        finally:
+            go.set()
+        futures_wait([a, b], timeout=60)
+    return a, b
+
+
 def run_async(coroutine):
     """asyncio.run in a thread of its own: the browser tests' Playwright keeps a loop running here."""
     import asyncio

@@ -5,7 +5,6 @@ arrays and row; the `collocate` command; the API (roles, bad input); two runs on
 from __future__ import annotations
 
 import json
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from io import StringIO
@@ -13,7 +12,7 @@ from io import StringIO
 import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, connection
 from django.utils import timezone
 from pyproj import Transformer
 from shapely.geometry import box, mapping
@@ -23,7 +22,7 @@ from annotations.models import Scene, ScenePolygon, Track, TrackCollocation
 from annotations.readers.geo import footprint_bbox
 from annotations.services.collocation import CollocationError, track_collocate
 from annotations.track_arrays import arrays_read, arrays_write, track_folder
-from tests.conftest import wait_for_a_lock_waiter
+from tests.conftest import race_behind_a_lock
 
 CRS = "EPSG:3413"
 TO_LONLAT = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
@@ -310,33 +309,10 @@ def test_two_runs_on_one_track_at_once_end_with_the_row_and_the_files_agreeing(t
     make_polygon(scene, "lead", LEAD)
     make_polygon(scene, "ice", ICE, sic=80)
     track = make_track("SARAL_RACE", [p[0] for p in POINTS])
-    holding, go = threading.Event(), threading.Event()
-
-    def first():
-        try:
-            with transaction.atomic():
-                track_collocate(track, threshold_m=100)
-                holding.set()
-                assert go.wait(30)
-        finally:
-            close_old_connections()
-            connection.close()
-
-    def second():
-        try:
-            return track_collocate(track, threshold_m=1000)
-        finally:
-            close_old_connections()
-            connection.close()
-
-    with ThreadPoolExecutor(2) as pool:
-        a = pool.submit(first)
-        assert holding.wait(30)
-        b = pool.submit(second)
-        wait_for_a_lock_waiter("the second run")
-        go.set()
-        a.result(30)
-        b.result(30)
+    first, second = race_behind_a_lock(lambda: track_collocate(track, threshold_m=100),
+                                       lambda: track_collocate(track, threshold_m=1000), what="the second run")
+    first.result()
+    second.result()
     row = TrackCollocation.objects.get(track=track)
     labels = auto(track)["auto_label"]
     assert (row.version, row.threshold_m) == (2, 1000.0)

@@ -4,12 +4,9 @@ edit the same polygon at the same instant (PostgreSQL)."""
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from django.db import close_old_connections, connection
 from shapely.geometry import shape
 
 from accounts.roles import Role
@@ -23,7 +20,7 @@ from annotations.services.scene_polygons import (
     polygon_edit,
 )
 from demo.synthetic import write_demo_scenes
-from tests.conftest import wait_for_a_lock_waiter
+from tests.conftest import race_behind_a_lock
 
 
 @pytest.fixture(scope="module")
@@ -101,36 +98,12 @@ def test_two_people_editing_one_polygon_at_once_one_wins_the_other_is_told(scene
     the first commits, is refused: it never overwrites the first's SIC."""
     alice, bob = make_user(Role.EXPERT, "alice-race"), make_user(Role.EXPERT, "bob-race")
     polygon = polygon_create(scene=scene, geometry=_square(scene), label="ice", sic=50, author=alice)
-    holding, go = threading.Event(), threading.Event()
-
-    def alice_edits():
-        from django.db import transaction
-
-        try:
-            with transaction.atomic():
-                polygon_edit(polygon_id=polygon.pk, expected_version=1, sic=70, author=alice)
-                holding.set()
-                assert go.wait(30)
-        finally:
-            close_old_connections()
-            connection.close()
-
-    def bob_edits():
-        try:
-            return polygon_edit(polygon_id=polygon.pk, expected_version=1, sic=20, author=bob)
-        finally:
-            close_old_connections()
-            connection.close()
-
-    with ThreadPoolExecutor(2) as pool:
-        first = pool.submit(alice_edits)
-        assert holding.wait(30)
-        second = pool.submit(bob_edits)
-        wait_for_a_lock_waiter("the second editor")
-        go.set()
-        first.result(30)
-        with pytest.raises(PolygonConflict, match="changed by someone else"):
-            second.result(30)
+    first, second = race_behind_a_lock(
+        lambda: polygon_edit(polygon_id=polygon.pk, expected_version=1, sic=70, author=alice),
+        lambda: polygon_edit(polygon_id=polygon.pk, expected_version=1, sic=20, author=bob), what="the second editor")
+    first.result()
+    with pytest.raises(PolygonConflict, match="changed by someone else"):
+        second.result()
     polygon.refresh_from_db()
     assert (polygon.version, polygon.sic, polygon.author) == (2, 70.0, alice)
 

@@ -8,13 +8,10 @@ from __future__ import annotations
 import base64
 import json
 import struct
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from django.db import close_old_connections, connection
 
 from accounts.roles import Role
 from annotations.models import Track, TrackCollocation, TrackLabelRange
@@ -27,7 +24,7 @@ from annotations.services.track_labels import (
     track_range_undo,
 )
 from annotations.track_arrays import AUTO_ARRAYS, arrays_write, track_folder
-from tests.conftest import wait_for_a_lock_waiter
+from tests.conftest import race_behind_a_lock
 
 T0 = datetime(2021, 3, 4, 10, 0, tzinfo=UTC)
 
@@ -271,36 +268,10 @@ def test_two_people_marking_overlapping_ranges_at_once_the_later_commit_wins(tra
     on the track's lock, and once Alice commits his range goes in after hers and wins on [200, 300)."""
     track = synthetic_track("race-pass", n=1000, auto=False)
     alice, bob = make_user(Role.ANNOTATOR, "alice-track"), make_user(Role.ANNOTATOR, "bob-track")
-    holding, go = threading.Event(), threading.Event()
-
-    def alice_marks():
-        from django.db import transaction
-
-        try:
-            with transaction.atomic():
-                row = track_range_mark(track, 100, 300, "lead", author=alice)
-                holding.set()
-                assert go.wait(30)
-            return row
-        finally:
-            close_old_connections()
-            connection.close()
-
-    def bob_marks():
-        try:
-            return track_range_mark(track, 200, 400, "not_lead", author=bob)
-        finally:
-            close_old_connections()
-            connection.close()
-
-    with ThreadPoolExecutor(2) as pool:
-        first = pool.submit(alice_marks)
-        assert holding.wait(30)
-        second = pool.submit(bob_marks)
-        wait_for_a_lock_waiter("the second marker")
-        assert not second.done()  # Bob waits for Alice's commit
-        go.set()
-        a, b = first.result(30), second.result(30)
+    first, second = race_behind_a_lock(  # Bob waits for Alice's commit
+        lambda: track_range_mark(track, 100, 300, "lead", author=alice),
+        lambda: track_range_mark(track, 200, 400, "not_lead", author=bob), what="the second marker")
+    a, b = first.result(), second.result()
     assert b.pk > a.pk
     labels = track_labels(track).label
     assert (labels[100:200] == 1).all() and (labels[200:400] == 0).all() and labels[99] == -1

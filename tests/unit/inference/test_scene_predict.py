@@ -6,9 +6,7 @@ anything is written, a predicted region accepted as a polygon."""
 from __future__ import annotations
 
 import shutil
-import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,6 @@ import pytest
 import rasterio
 import torch
 from django.conf import settings
-from django.db import connection, transaction
 from rasterio.transform import from_origin
 from shapely.geometry import shape
 
@@ -30,7 +27,7 @@ from inference.services.scene_review import scene_region_accept
 from inference.tasks import predict_job
 from jobs.models import Job
 from jobs.runner import run_job
-from tests.conftest import wait_for_a_lock_waiter
+from tests.conftest import race_behind_a_lock
 from training.contract import SampleRef
 from training.models import ModelVersion, Snapshot
 from training.networks import get_network
@@ -254,31 +251,10 @@ def test_two_experts_accepting_one_region_at_once_make_one_polygon(transactional
                                                 mean_sic=50, confidence=0.5, uncertainty=0.5, pixels=1)
     alice, bob = make_user(Role.EXPERT, "alice-accepts"), make_user(Role.EXPERT, "bob-accepts")
     centre = shape(scene.footprint).centroid
-    holding, go = threading.Event(), threading.Event()
-
-    def alice_accepts():
-        try:
-            with transaction.atomic():
-                accepted = scene_region_accept(prediction, lon=centre.x, lat=centre.y, author=alice)
-                holding.set()
-                assert go.wait(30)
-            return accepted
-        finally:
-            connection.close()
-
-    def bob_accepts():
-        try:
-            return scene_region_accept(prediction, lon=centre.x, lat=centre.y, author=bob)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(2) as pool:
-        first = pool.submit(alice_accepts)
-        assert holding.wait(30)
-        second = pool.submit(bob_accepts)
-        wait_for_a_lock_waiter("the second expert")
-        go.set()
-        (polygon_a, new_a), (polygon_b, new_b) = first.result(30), second.result(30)
+    first, second = race_behind_a_lock(
+        lambda: scene_region_accept(prediction, lon=centre.x, lat=centre.y, author=alice),
+        lambda: scene_region_accept(prediction, lon=centre.x, lat=centre.y, author=bob), what="the second expert")
+    (polygon_a, new_a), (polygon_b, new_b) = first.result(), second.result()
     assert new_a and not new_b and polygon_b.pk == polygon_a.pk
     assert list(ScenePolygon.objects.filter(scene=scene).values_list("author__username", flat=True)) == [
         "alice-accepts"]
