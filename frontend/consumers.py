@@ -50,6 +50,7 @@ class RowsConsumer(AsyncJsonWebsocketConsumer):
         self.sent: dict = {}
         self.cursor = None
         self.wake = asyncio.Event()
+        self.stopping = False
         if self.channel_layer is not None:
             await self.channel_layer.group_add(self.group, self.channel_name)
         await self.send_json(self.opening(await self._changed()))
@@ -58,7 +59,13 @@ class RowsConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code):
         poller = getattr(self, "poller", None)
         if poller is not None:
-            poller.cancel()
+            # Stopped, not cancelled: cancelling would leave a read in flight running on its database thread after
+            # the socket is gone (in the tests, a query racing the database flush of the next test: a deadlock).
+            # The loop ends after that read, so no query outlives the connection.
+            self.stopping = True
+            self.wake.set()
+            with contextlib.suppress(Exception):
+                await poller
         if self.channel_layer is not None and getattr(self, "channel_name", None) and self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
@@ -80,10 +87,12 @@ class RowsConsumer(AsyncJsonWebsocketConsumer):
         raise NotImplementedError
 
     async def _poll(self):
-        while True:
+        while not self.stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=settings.JOBS_POLL_SECONDS)
             self.wake.clear()
+            if self.stopping:
+                return
             for message in await self._changed():
                 await self.send_json(message)
 

@@ -241,8 +241,9 @@ def test_two_experts_accepting_one_region_at_once_make_one_polygon(transactional
     """Alice's accept holds its transaction open; Bob's accept of the same region waits on the prediction's row
     and, once Alice commits, gets her polygon back (not a copy): one polygon, whoever clicked second."""
     settings.MEDIA_ROOT = tmp_path / "media"
-    assert not ingest_paths(products[:1]).errors
-    scene = Scene.objects.get()
+    report = ingest_paths(products[:1])
+    assert not report.errors
+    scene = Scene.objects.get(pk=report.scenes[0])
     version = _version(tmp_path)
     layer = Path(settings.MEDIA_ROOT) / "predictions" / "layer.tif"
     scene_predict(network=PerPixel(), model=None, hparams={"bands": ["HH", "HV", "incidence"], "patch": 32},
