@@ -9,7 +9,8 @@ What it does:
      the prediction's alone): inference.services.scene_predict.scene_predict over the scene: strips of overlapping
      patches read in windows, normalised, predicted in batches, blended with the sin² window, written as a COG
      with overviews -- the platform's whole path, I/O and stitching included;
-  4. in another spawned child: the bare forward, `predict_patches` over as many batches of the same shape as the
+  4. in another spawned child, before and after the prediction (the mean is the baseline: the load of a shared
+     machine drifts over minutes): the bare forward, `predict_patches` over as many batches of the same shape as the
      stitcher predicted (zeros: the cost of a forward does not depend on the values), nothing read or written;
   5. prints both times, their ratio and the peak RSS, PASS/FAIL against the targets (stitching and I/O add under
      15 % to the forward: ratio <= 1.15; peak RSS of the prediction under 2 GB for a 10 000² scene).
@@ -115,6 +116,28 @@ def _bare_child(checkpoint: str, patches: int, conn) -> None:
         conn.close()
 
 
+def _patches_count(scene: Path, checkpoint: str) -> int:
+    """How many patches the prediction sends to the model: those of the strips' patch grid with data under them
+    (as inference.services.scene_predict chooses them), counted from the scene's mask in windows."""
+    import numpy as np
+    import rasterio
+    import torch
+    from rasterio.windows import Window
+
+    from inference.services.scene_predict import OVERLAP, patch_origins
+
+    patch = int(torch.load(checkpoint, weights_only=False)["hparams"]["patch"])
+    stride = max(1, int(round(patch * (1 - OVERLAP))))
+    count = 0
+    with rasterio.open(scene) as src:
+        cols = np.asarray(patch_origins(src.width, patch, stride))
+        for r0 in patch_origins(src.height, patch, stride):
+            valid = np.isfinite(src.read(window=Window(0, r0, src.width, min(patch, src.height - r0)))).all(axis=0)
+            running = np.concatenate([[0], np.cumsum(valid.any(axis=0))])
+            count += int((running[np.minimum(cols + patch, src.width)] > running[cols]).sum())
+    return count
+
+
 def _in_child(target, *args) -> dict:
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe(duplex=False)
@@ -155,15 +178,25 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(0)
         torch.save(net.checkpoint_state(net.build(hparams), None, 1, hparams), tmp / "sic.pt")
 
+        # The bare forward runs before and after the whole prediction and its mean is the baseline: on a shared
+        # machine the load drifts over a run of minutes, and a baseline measured on one side only takes the drift
+        # as a difference (two runs of the default model gave whole / bare 0.92 and 0.86 with the bare after).
+        patches = _patches_count(tmp / "scene.tif", str(tmp / "sic.pt"))
+        before = _in_child(_bare_child, str(tmp / "sic.pt"), patches)
         whole = _in_child(_stitch_child, str(tmp / "scene.tif"), str(tmp / "sic.pt"), str(tmp / "layer.tif"))
         if "error" in whole:
             print(f"FAIL: the prediction failed: {whole['error']}")
             return 1
-        patches = whole["stats"]["patches"]
-        bare = _in_child(_bare_child, str(tmp / "sic.pt"), patches)
-        if "error" in bare:
-            print(f"FAIL: the bare forward failed: {bare['error']}")
+        if whole["stats"]["patches"] != patches:
+            print(f"FAIL: the prediction sent {whole['stats']['patches']} patches, the count said {patches}")
             return 1
+        after = _in_child(_bare_child, str(tmp / "sic.pt"), patches)
+        for bare_run in (before, after):
+            if "error" in bare_run:
+                print(f"FAIL: the bare forward failed: {bare_run['error']}")
+                return 1
+        bare = {"seconds": (before["seconds"] + after["seconds"]) / 2, "batches": before["batches"]}
+        print(f"bare forward before / after the prediction: {before['seconds']:.1f} s / {after['seconds']:.1f} s")
         ratio = whole["seconds"] / bare["seconds"]
         peak = whole["rss_peak"]
         print(f"model: U-Net {whole['hparams']}; {patches} patches predicted (half-overlapping)")
