@@ -138,6 +138,18 @@ def _patches_count(scene: Path, checkpoint: str) -> int:
     return count
 
 
+def _count_child(scene: str, checkpoint: str, conn) -> None:
+    # In a child of its own: reading the whole scene fills GDAL's block cache, and a spawned process starts with
+    # its parent's peak RSS (Linux keeps ru_maxrss across fork and exec), which would count in the prediction's.
+    try:
+        django_setup()
+        conn.send({"patches": _patches_count(Path(scene), checkpoint)})
+    except BaseException as exc:
+        conn.send({"error": f"{type(exc).__name__}: {exc}"})
+    finally:
+        conn.close()
+
+
 def _in_child(target, *args) -> dict:
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe(duplex=False)
@@ -181,7 +193,11 @@ def main(argv: list[str] | None = None) -> int:
         # The bare forward runs before and after the whole prediction and its mean is the baseline: on a shared
         # machine the load drifts over a run of minutes, and a baseline measured on one side only takes the drift
         # as a difference (two runs of the default model gave whole / bare 0.92 and 0.86 with the bare after).
-        patches = _patches_count(tmp / "scene.tif", str(tmp / "sic.pt"))
+        counted = _in_child(_count_child, str(tmp / "scene.tif"), str(tmp / "sic.pt"))
+        if "error" in counted:
+            print(f"FAIL: the patches could not be counted: {counted['error']}")
+            return 1
+        patches = counted["patches"]
         before = _in_child(_bare_child, str(tmp / "sic.pt"), patches)
         whole = _in_child(_stitch_child, str(tmp / "scene.tif"), str(tmp / "sic.pt"), str(tmp / "layer.tif"))
         if "error" in whole:
