@@ -124,17 +124,18 @@ def _patches_count(scene: Path, checkpoint: str) -> int:
     import torch
     from rasterio.windows import Window
 
-    from inference.services.scene_predict import OVERLAP, patch_origins
+    from inference.services.scene_predict import patch_origins, patch_stride, patches_with_data
 
     patch = int(torch.load(checkpoint, weights_only=False)["hparams"]["patch"])
-    stride = max(1, int(round(patch * (1 - OVERLAP))))
+    stride = patch_stride(patch)
     count = 0
     with rasterio.open(scene) as src:
         cols = np.asarray(patch_origins(src.width, patch, stride))
         for r0 in patch_origins(src.height, patch, stride):
             valid = np.isfinite(src.read(window=Window(0, r0, src.width, min(patch, src.height - r0)))).all(axis=0)
-            running = np.concatenate([[0], np.cumsum(valid.any(axis=0))])
-            count += int((running[np.minimum(cols + patch, src.width)] > running[cols]).sum())
+            # past the scene's right edge: no data, as the prediction pads its strips
+            valid = np.pad(valid, ((0, 0), (0, max(0, cols[-1] + patch - src.width))))
+            count += len(patches_with_data(valid, cols, patch))
     return count
 
 

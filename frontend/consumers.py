@@ -87,7 +87,7 @@ class RowsConsumer(AsyncJsonWebsocketConsumer):
         raise NotImplementedError
 
     async def _poll(self):
-        while not self.stopping:
+        while True:  # until disconnect sets `stopping` (and wakes the loop to see it)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=settings.JOBS_POLL_SECONDS)
             self.wake.clear()

@@ -42,8 +42,9 @@ from inference.models import ScenePrediction
 from training.contract import SampleRef
 from training.models import ModelVersion
 
-__all__ = ["blend_window", "patch_origins", "scene_predict", "scene_predictions_make_current",
-           "scene_predictions_store", "scene_samples", "scene_samples_check", "scenes_to_predict"]
+__all__ = ["blend_window", "patch_origins", "patch_stride", "patches_with_data", "scene_predict",
+           "scene_predictions_make_current", "scene_predictions_store", "scene_samples", "scene_samples_check",
+           "scenes_to_predict"]
 
 COG_OPTIONS = {"COMPRESS": "ZSTD", "LEVEL": "1", "PREDICTOR": "3", "BLOCKSIZE": "512",
                "OVERVIEWS": "FORCE_USE_EXISTING", "BIGTIFF": "IF_SAFER"}
@@ -67,6 +68,18 @@ def patch_origins(length: int, patch: int, stride: int) -> list[int]:
     if starts[-1] != length - patch:
         starts.append(length - patch)
     return starts
+
+
+def patch_stride(patch: int) -> int:
+    """Pixels between neighbouring patch origins (patches overlap by OVERLAP of their side)."""
+    return max(1, int(round(patch * (1 - OVERLAP))))
+
+
+def patches_with_data(valid: np.ndarray, starts: np.ndarray, patch: int) -> np.ndarray:
+    """Indexes of the patches of a strip (column origins `starts`, the strip's valid mask [P, W'] at least
+    starts[-1] + patch wide) that have a valid pixel under them: a running count of the columns that do."""
+    running = np.concatenate([[0], np.cumsum(valid.any(axis=0))])
+    return np.flatnonzero(running[starts + patch] > running[starts])
 
 
 def scene_samples_check(samples: Sequence[SampleRef], hparams: dict) -> None:
@@ -97,7 +110,7 @@ def scene_predict(*, network, model, hparams: dict, sample: SampleRef, device, m
 
     bands = list(hparams["bands"])
     patch = int(hparams["patch"])
-    stride = max(1, int(round(patch * (1 - OVERLAP))))
+    stride = patch_stride(patch)
     weights = blend_window(patch)
     out.parent.mkdir(parents=True, exist_ok=True)
     stem = f".{out.stem}-{secrets.token_hex(3)}"
@@ -123,9 +136,7 @@ def scene_predict(*, network, model, hparams: dict, sample: SampleRef, device, m
                         strip = np.pad(strip, ((0, 0), (0, 0), (0, cols[-1] + patch - strip.shape[2])),
                                        constant_values=np.nan)
                     x, valid = normalise_bands(strip, bands)
-                    # which patches of the strip have data: a running count of the columns that do
-                    column_counts = np.concatenate([[0], np.cumsum(valid.any(axis=0))])
-                    return x, valid, np.flatnonzero(column_counts[starts + patch] > column_counts[starts])
+                    return x, valid, patches_with_data(valid, starts, patch)
 
                 scratch_dir.mkdir()
                 layer = _LayerWriter(scratch_dir, src.crs, src.transform, width, height)
