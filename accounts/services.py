@@ -30,12 +30,17 @@ def roles_ensure() -> dict[Role, Group]:
 
 
 @transaction.atomic
-def user_create(*, username: str, password: str, role: Role, email: str = "") -> User:
-    """Create a user with one role. Admins also get Django's staff flag for /admin/."""
+def user_create(*, username: str, password: str, role: Role, email: str = "", password_hash: str | None = None
+                ) -> User:
+    """Create a user with one role. Admins also get Django's staff flag for /admin/. `password_hash`, when given,
+    is stored as it is (a hash of `password` made beforehand, see accounts.demo_passwords)."""
     if User.objects.filter(username=username).exists():
         raise ValueError(f"user {username!r} already exists")
     groups = roles_ensure()
-    user = User.objects.create_user(username=username, password=password, email=email)
+    if password_hash is not None:
+        user = User.objects.create(username=username, password=password_hash, email=email)
+    else:
+        user = User.objects.create_user(username=username, password=password, email=email)
     user_set_role(user=user, role=role, groups=groups)
     return user
 

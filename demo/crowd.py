@@ -15,16 +15,15 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 
+from accounts.demo_passwords import demo_password_hash
 from accounts.roles import Role
 from accounts.services import roles_ensure, user_set_role
 from annotations.models import GoldLabel, Imagette, Vote
@@ -43,7 +42,6 @@ __all__ = [
     "crowd_accounts_ensure",
     "crowd_password",
     "consensus_imports_warm",
-    "crowd_password_hashes",
     "crowd_pending",
     "crowd_simulate",
     "crowd_vote",
@@ -131,31 +129,18 @@ def crowd_password(username: str) -> str:
     return f"{username}-demo"
 
 
-def crowd_password_hashes(executor: Executor, crowd: Sequence[Persona] = CROWD) -> dict[str, Future[str]]:
-    """Start hashing the passwords of the crowd accounts not created yet. Each hash is the password hasher's full
-    work (PBKDF2: a quarter of a second of CPU or more), and hashlib releases the GIL while it works, so threads
-    do it while the caller goes on."""
-    existing = set(User.objects.filter(username__in=[p.username for p in crowd]).values_list("username", flat=True))
-    return {p.username: executor.submit(make_password, crowd_password(p.username))
-            for p in crowd if p.username not in existing}
-
-
 @transaction.atomic
-def crowd_accounts_ensure(
-    *, crowd: Sequence[Persona] = CROWD, password_hashes: Mapping[str, Future[str] | str] | None = None,
-) -> list[tuple[User, Persona]]:
-    """The crowd's annotator accounts, created where missing (idempotent), each with its persona."""
-    password_hashes = password_hashes or {}
+def crowd_accounts_ensure(*, crowd: Sequence[Persona] = CROWD) -> list[tuple[User, Persona]]:
+    """The crowd's annotator accounts, created where missing (idempotent), each with its persona. Their password
+    hashes are made beforehand (accounts.demo_passwords): eleven PBKDF2 hashes were seconds of the demo's start."""
     users = {u.username: u for u in User.objects.filter(username__in=[p.username for p in crowd])}
     groups = roles_ensure() if len(users) < len(crowd) else None
     for persona in crowd:
         if persona.username in users:
             continue
-        hashed = password_hashes.get(persona.username)
-        hashed = hashed.result() if isinstance(hashed, Future) else hashed
-        # user_create would hash again; a ready hash goes in as it is, the role through the same service.
+        password = crowd_password(persona.username)
         user = User.objects.create(username=persona.username,
-                                   password=hashed or make_password(crowd_password(persona.username)))
+                                   password=demo_password_hash(persona.username, password))
         users[persona.username] = user_set_role(user=user, role=Role.ANNOTATOR, groups=groups)
     return [(users[p.username], p) for p in crowd]
 
@@ -230,13 +215,12 @@ def crowd_pending(crowd: Sequence[Persona] = CROWD) -> bool:
 
 def crowd_simulate(
     *, truth_files: Sequence[Path], items: int, gold: int, seed: int = 0,
-    password_hashes: Mapping[str, Future[str] | str] | None = None,
 ) -> CrowdReport | None:
     """The whole demo crowd, once: accounts, gold labels, votes on about `items` items, a consensus run. Returns
     None (and changes nothing but the accounts) when the crowd has voted already, or when the queue holds items
     the ground truth does not know (someone else's imagettes: the crowd could not answer them). All or nothing:
     an interrupted run leaves no half crowd behind."""
-    accounts = crowd_accounts_ensure(password_hashes=password_hashes)
+    accounts = crowd_accounts_ensure()
     if not crowd_pending():
         return None
     truth = truth_read(path for path in truth_files if path.exists())

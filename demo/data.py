@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,7 @@ from pathlib import Path
 from django.core.management import call_command
 from django.db import connections
 
-__all__ = ["DemoSet", "demo_data_ensure", "demo_sets", "usable_cpus"]
+__all__ = ["DemoSet", "demo_data_ensure", "demo_scenes_paths", "demo_scenes_write", "demo_sets", "usable_cpus"]
 
 INGESTED = ".ingested"
 MAX_WORKERS = 4
@@ -68,11 +68,12 @@ def usable_cpus() -> int:
 
 def demo_data_ensure(
     *, root: Path, sets: Sequence[DemoSet], workers: int | None = None, report: Callable[[str], None] = print,
-    started: Callable[[], None] | None = None,
+    started: Callable[[], None] | None = None, prepare: Callable[[], None] | None = None,
 ) -> list[Path]:
     """Write and ingest every set not ingested yet; returns the ground_truth.csv of every set. `report` gets a
-    line per set done; `started` is called once the worker processes run (so the caller may start threads then:
-    forking a process that runs threads is unsafe)."""
+    line per set done. `prepare` (e.g. the migration) runs in this process while the worker processes write the
+    files, before anything is ingested; `started` is called after it, once the worker processes run (so the caller
+    may start threads then: forking a process that runs threads is unsafe)."""
     todo = sorted((s for s in sets if not (root / s.name / INGESTED).exists()), key=lambda s: -s.cost)
     workers = min(workers or usable_cpus(), MAX_WORKERS, len(todo))
     # Forked workers start at once with everything imported; fork is safe on Linux only (macOS frameworks are not).
@@ -80,15 +81,24 @@ def demo_data_ensure(
         _close_connections()
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                  initializer=_forget_parent_connections) as pool:
-            futures = [pool.submit(demo_set_make, root=root, demo_set=s) for s in todo]
+            # Writing needs no database: it runs while this process migrates. Each set's ingest goes to the pool
+            # once its files are whole and the schema is there.
+            writes = {pool.submit(demo_set_write, root=root, demo_set=s): s for s in todo}
+            if prepare is not None:
+                prepare()
             if started is not None:
                 started()
-            _wait(futures, pool, report)
+            ingests = [pool.submit(demo_set_ingest, root=root, demo_set=writes[future])
+                       for future in _completed(list(writes), pool)]
+            _wait(ingests, pool, report)
     else:
+        if prepare is not None:
+            prepare()
         if started is not None:
             started()
         for demo_set in todo:
-            report(demo_set_make(root=root, demo_set=demo_set))
+            demo_set_write(root=root, demo_set=demo_set)
+            report(demo_set_ingest(root=root, demo_set=demo_set))
     return [root / s.name / "ground_truth.csv" for s in sets]
 
 
@@ -120,27 +130,41 @@ def _forget_parent_connections() -> None:
             pools.clear()
 
 
-def _wait(futures: list[Future], pool: Executor, report: Callable[[str], None]) -> None:
+def _completed(futures: list[Future], pool: Executor) -> Iterator[Future]:
+    """The futures as they finish (their errors raised); on an error or an interruption the pool's queued work is
+    cancelled, so that nothing more is written or ingested."""
     try:
         for future in as_completed(futures):
-            report(future.result())
+            future.result()
+            yield future
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
 
 
-def demo_set_make(*, root: Path, demo_set: DemoSet) -> str:
-    """Write one set (unless it is there, whole) and ingest it; returns what the ingest said."""
+def _wait(futures: list[Future], pool: Executor, report: Callable[[str], None]) -> None:
+    for future in _completed(futures, pool):
+        report(future.result())
+
+
+def demo_set_write(*, root: Path, demo_set: DemoSet) -> None:
+    """Write one set's files, unless they are there, whole (written to a scratch name, renamed when done)."""
     from demo.synthetic import write_demo_imagettes
 
     folder = root / demo_set.name
-    if not (folder / "ground_truth.csv").exists():
-        scratch = folder.with_name(f".{folder.name}.partial")
-        shutil.rmtree(scratch, ignore_errors=True)
-        shutil.rmtree(folder, ignore_errors=True)  # a set half written by an interrupted start
-        write_demo_imagettes(scratch, demo_set.count, seed=demo_set.seed, layout=demo_set.layout,
-                             size=demo_set.size, scene_size=demo_set.scene_size)
-        scratch.rename(folder)
+    if (folder / "ground_truth.csv").exists():
+        return
+    scratch = folder.with_name(f".{folder.name}.partial")
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)  # a set half written by an interrupted start
+    write_demo_imagettes(scratch, demo_set.count, seed=demo_set.seed, layout=demo_set.layout,
+                         size=demo_set.size, scene_size=demo_set.scene_size)
+    scratch.rename(folder)
+
+
+def demo_set_ingest(*, root: Path, demo_set: DemoSet) -> str:
+    """Ingest one written set and mark it ingested; returns what the ingest said."""
+    folder = root / demo_set.name
     out, err = io.StringIO(), io.StringIO()
     try:
         call_command("ingest", str(folder), stdout=out, stderr=err)
@@ -157,6 +181,13 @@ DEMO_SCENE_SIZE = 2000  # px; ~4 s of ingest each on one core, done by the worke
 DEMO_TRACKS = 4
 
 
+def demo_scenes_paths(root: Path) -> tuple[Path, Path, Path]:
+    """Where `demo_scenes_write` puts the scenes, their chart and the tracks."""
+    from demo.synthetic.ice_chart import CHART_NAME
+
+    return root / "scenes", root / "charts" / CHART_NAME, root / "tracks"
+
+
 def demo_scenes_write(*, root: Path, count: int, size: int = DEMO_SCENE_SIZE,
                       tracks: int = DEMO_TRACKS) -> tuple[Path, Path, Path | None]:
     """The demo's EW scenes (`root/scenes/`, same bytes every time), the synthetic ice chart of them
@@ -164,9 +195,9 @@ def demo_scenes_write(*, root: Path, count: int, size: int = DEMO_SCENE_SIZE,
     Returns (scenes folder, chart, tracks folder or None)."""
     from demo.synthetic import write_demo_scenes
     from demo.synthetic.altimetry import write_demo_tracks
-    from demo.synthetic.ice_chart import CHART_NAME, write_demo_chart
+    from demo.synthetic.ice_chart import write_demo_chart
 
-    scenes, chart, track_folder = root / "scenes", root / "charts" / CHART_NAME, root / "tracks"
+    scenes, chart, track_folder = demo_scenes_paths(root)
     if not (scenes / ".truth" / "scenes.json").exists():  # written last: a set cut short is written again
         write_demo_scenes(root, count, seed=0, size=size)
     if not chart.exists():

@@ -90,12 +90,16 @@ def ice_chart_import(path: str | Path, *, layer: str | None = None, author=None,
                                     "not stored again")
                 continue
             footprint = footprint_in(scene.crs, scene.footprint)
+            footprint = footprint if footprint.is_valid else shapely.make_valid(footprint)
             footprint_lonlat = shape(scene.footprint)
             rows = []
             for polygon, label in labelled:
                 if not polygon.geometry.intersects(footprint_lonlat):
                     continue
                 projected = shape(transform_geom("EPSG:4326", scene.crs, mapping(polygon.geometry)))
+                # A ring valid in lon/lat can cross itself once projected (or come invalid from the file): GEOS
+                # refuses to clip that, so it is repaired first rather than failing the whole chart.
+                projected = projected if projected.is_valid else shapely.make_valid(projected)
                 clipped = shapely.make_valid(projected.intersection(footprint))
                 clipped = _polygonal(clipped)
                 if clipped is None or clipped.area < MIN_AREA_M2:

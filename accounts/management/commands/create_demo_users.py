@@ -3,6 +3,7 @@
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand
 
+from accounts.demo_passwords import demo_password_hash
 from accounts.roles import Role
 from accounts.services import user_create
 
@@ -19,7 +20,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         for username, password, role in DEMO_USERS:
             if not User.objects.filter(username=username).exists():
-                user_create(username=username, password=password, role=role)
+                user_create(username=username, password=password, role=role,
+                            password_hash=demo_password_hash(username, password))
         self.stdout.write("Demo users (username / password / role):")
         for username, password, role in DEMO_USERS:
             self.stdout.write(f"  {username:<10} {password:<15} {role.value}")

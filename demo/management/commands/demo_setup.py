@@ -10,6 +10,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 from django.db.models import Count, Q
 
 
@@ -23,7 +24,7 @@ class Command(BaseCommand):
                             help="items the simulated crowd labels to their k votes (0: no simulated crowd)")
         parser.add_argument("--gold", type=int, default=24, help="imported imagettes made gold for the crowd")
         parser.add_argument("--scenes", type=int, default=3,
-                            help="EW scenes written now and ingested by the worker once it starts (0: none)")
+                            help="EW scenes the worker writes and ingests once it starts (0: none)")
         parser.add_argument("--scene-size", type=int, default=2000, help="their side in pixels")
         parser.add_argument("--tracks", type=int, default=4,
                             help="SARAL/AltiKa passes crossing the scenes, ingested with them (0: none)")
@@ -37,44 +38,35 @@ class Command(BaseCommand):
             CROWD,
             consensus_imports_warm,
             crowd_password,
-            crowd_password_hashes,
             crowd_pending,
             crowd_simulate,
         )
-        from demo.data import demo_data_ensure, demo_scenes_write, demo_sets
+        from demo.data import demo_data_ensure, demo_sets
 
         if min(labelled, unlabelled, crowd_items, gold, workers, scenes, tracks) < 0:
             raise CommandError("counts must not be negative")
-        # The schema first, in this process (`make demo` starts one Python process fewer: ~2-5 s on two cores).
-        call_command("migrate", interactive=False, verbosity=0)
-        call_command("create_demo_users", stdout=self.stdout)
         root = Path(settings.VAR_DIR) / "demo"
-        if Imagette.objects.exists() and not root.exists():
-            self.stdout.write(f"{Imagette.objects.count()} imagettes are there already, not the demo's: "
+        foreign = _imagettes_not_the_demos(root, Imagette)
+        if foreign:
+            self._prepare()
+            self.stdout.write(f"{foreign} imagettes are there already, not the demo's: "
                               "no demo data and no simulated crowd added.")
             return
-        simulate = crowd_items > 0 and crowd_pending()
-        hashes = {}
-        written = []  # the scenes' future
-        with ThreadPoolExecutor(2, thread_name_prefix="demo") as threads:
+        with ThreadPoolExecutor(1, thread_name_prefix="demo") as threads:
 
             def meanwhile() -> None:
-                # While the worker processes write and ingest: the crowd accounts' password hashes (PBKDF2 frees
-                # the GIL) and the consensus imports, which the crowd needs next.
-                if crowd_items > 0:
-                    hashes.update(crowd_password_hashes(threads))
-                if simulate:
+                # While the worker processes ingest: the consensus imports, which the crowd needs next.
+                if crowd_items > 0 and crowd_pending():
                     threads.submit(consensus_imports_warm)
-                if scenes:
-                    written.append(threads.submit(demo_scenes_write, root=root, count=scenes, size=scene_size,
-                                                  tracks=tracks))
 
+            # The worker processes write the files while this one migrates (`prepare`), then ingest them.
             truth_files = demo_data_ensure(root=root, sets=demo_sets(labelled=labelled, unlabelled=unlabelled),
-                                           workers=workers or None, report=self.stdout.write, started=meanwhile)
-            crowd = (crowd_simulate(truth_files=truth_files, items=crowd_items, gold=gold, password_hashes=hashes)
+                                           workers=workers or None, report=self.stdout.write, started=meanwhile,
+                                           prepare=self._prepare)
+            crowd = (crowd_simulate(truth_files=truth_files, items=crowd_items, gold=gold)
                      if crowd_items > 0 else None)
-        if written:
-            self._scenes_queue(*written[0].result(), Scene)
+        if scenes:
+            self._scenes_queue(root, scenes=scenes, size=scene_size, tracks=tracks, scene_model=Scene)
         if crowd_items > 0:
             self.stdout.write("Simulated crowd, ordinary annotators (username / password / role / how they label):")
             for persona in CROWD:
@@ -95,17 +87,26 @@ class Command(BaseCommand):
                 f"Simulated crowd: {crowd.total} votes ({crowd.gold_votes} on gold items) from {len(crowd.votes)} "
                 f"annotators; {crowd.consensus.get('message', '')}."
             ))
-        elif simulate:
+        elif crowd_items > 0 and crowd_pending():
             self.stdout.write("No simulated crowd: the queue holds imagettes the demo's ground truth does not know.")
 
-    def _scenes_queue(self, folder: Path, chart: Path, tracks: Path | None, scene_model) -> None:
+    def _prepare(self) -> None:
+        """The schema, in this process (`make demo` starts one Python process fewer: ~2-5 s on two cores), and the
+        demo users."""
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("create_demo_users", stdout=self.stdout)
+
+    def _scenes_queue(self, root: Path, *, scenes: int, size: int, tracks: int, scene_model) -> None:
         """The demo scenes, their ice chart, the leads the demo's people trace on them and the tracks crossing them
-        go to the worker as one job (demo.tasks: the platform is up meanwhile; the scenes appear on the polar map
-        as the job takes them in, the tracks after them, collocated), unless they are in already."""
+        go to the worker as one job (demo.tasks), which writes them first: the platform is up meanwhile, and the
+        scenes appear on the polar map as the job takes them in, the tracks after them, collocated. Unless they
+        are in already, or queued by an earlier start."""
+        from demo.data import demo_scenes_paths
         from jobs.models import Job
         from jobs.services import job_submit
 
-        paths = [str(folder), str(chart), *([str(tracks)] if tracks is not None else [])]
+        folder, chart, track_folder = demo_scenes_paths(root)
+        paths = [str(folder), str(chart), *([str(track_folder)] if tracks else [])]
         pending = Job.objects.filter(kind="demo_ingest", params__paths=paths,
                                      state__in=[Job.State.QUEUED, Job.State.RUNNING]).first()
         if scene_model.objects.exists():
@@ -113,10 +114,23 @@ class Command(BaseCommand):
         elif pending is not None:  # queued by an earlier start, the worker has not taken it yet
             self.stdout.write(f"Scenes: the demo's EW scenes are queued for ingest (job {pending.pk}).")
         else:
-            job = job_submit(kind="demo_ingest", params={"paths": paths, "leads": str(folder / ".truth")},
-                             reason="the demo's Extra Wide scenes, their ice chart and leads, and the tracks")
-            what = f" and {len(list(tracks.glob('*.nc')))} altimetry tracks" if tracks is not None else ""
-            self.stdout.write(f"Scenes: the demo's EW scenes{what} are queued for ingest (job {job.pk}); they appear "
-                              "on the polar map (/scenes/) within a minute of the worker's start, with the ice chart "
-                              "and the leads a demo annotator traced.")
-        self.stdout.write(f"The ice chart of them (imported by that job): {chart}")
+            job = job_submit(kind="demo_ingest", params={
+                "paths": paths, "leads": str(folder / ".truth"),
+                "write": {"scenes": scenes, "size": size, "tracks": tracks},
+            }, reason="the demo's Extra Wide scenes, their ice chart and leads, and the tracks")
+            what = f" and {tracks} altimetry tracks" if tracks else ""
+            self.stdout.write(f"Scenes: the demo's {scenes} EW scenes{what} are queued (job {job.pk}): the worker "
+                              "writes and ingests them, and they appear on the polar map (/scenes/) within a minute "
+                              "of its start, with the ice chart and the leads a demo annotator traced.")
+        self.stdout.write(f"The ice chart of them (written and imported by that job): {chart}")
+
+
+def _imagettes_not_the_demos(root: Path, imagette_model) -> int:
+    """How many imagettes the database holds when the demo's folder is missing (someone else's data: the demo adds
+    nothing to it), else 0. Asked before the migration: a database without the table holds none."""
+    if root.exists():
+        return 0
+    with connection.cursor() as cursor:
+        if imagette_model._meta.db_table not in connection.introspection.table_names(cursor):
+            return 0
+    return imagette_model.objects.count()

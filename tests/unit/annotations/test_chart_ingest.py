@@ -14,6 +14,7 @@ import pyogrio
 import pytest
 import shapely
 from django.core.files.uploadedfile import SimpleUploadedFile
+from rasterio.warp import transform_geom
 from rest_framework.test import APIClient
 
 from accounts.roles import Role
@@ -175,6 +176,33 @@ def test_a_chart_without_ct_is_refused_and_the_rest_of_the_batch_goes_on(tmp_pat
     ((path, reason),) = report.errors
     assert path == str(chart) and "CT" in reason
     assert not IceChart.objects.exists() and not ScenePolygon.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_chart_polygon_that_crosses_itself_once_projected_is_repaired_not_fatal(tmp_path, media, scene) -> None:
+    """A thin strip valid in lon/lat: one long edge along a parallel, the other side traced vertex by vertex along
+    the parallel just poleward of it. In the polar grid the long edge is a straight chord, which cuts across the
+    traced side (the sagitta of 10 degrees of longitude at these latitudes is kilometres, the strip ~1 km): GEOS
+    refuses to clip such a ring, and the whole chart import failed. The polygon is repaired and stored."""
+    from annotations.services.ice_charts import ice_chart_import
+
+    footprint = shapely.geometry.shape(scene.footprint)
+    lon, lat = footprint.centroid.x, footprint.centroid.y
+    poleward = 0.01 if lat > 0 else -0.01
+    traced = [(lon + 5 - i * 0.1, lat + poleward) for i in range(101)]
+    strip = shapely.Polygon([(lon - 5, lat), (lon + 5, lat), *traced])
+    assert strip.is_valid
+    projected = shapely.geometry.shape(
+        transform_geom("EPSG:4326", scene.crs, shapely.geometry.mapping(strip)))
+    assert not projected.is_valid  # the case itself
+    chart = _geojson(tmp_path / "strip.geojson", [_feature({"CT": "92", "POLY_TYPE": "I"}, strip)])
+
+    result = ice_chart_import(chart)
+
+    (polygon,) = ScenePolygon.objects.filter(scene=scene, source=ScenePolygon.Source.ICE_CHART)
+    assert result.per_scene == {scene.key: 1} and polygon.sic == 100.0
+    stored = shapely.geometry.shape(polygon.geometry)
+    assert stored.is_valid and stored.area == pytest.approx(polygon.area_m2) and stored.area > 1e6
 
 
 # --- the upload endpoint -------------------------------------------------------------------------------------------

@@ -6,9 +6,11 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
-from annotations.models import ConsensusRun, GoldLabel, Imagette, Vote
+from annotations.models import ConsensusRun, GoldLabel, Imagette, Scene, ScenePolygon, Track, Vote
 from demo.data import INGESTED, DemoSet, demo_data_ensure
+from demo.tasks import demo_ingest_job
 from jobs.models import Job
+from jobs.runner import run_job
 
 
 @pytest.fixture
@@ -29,18 +31,19 @@ def test_demo_setup_makes_data_and_crowd_once(fast, settings, tmp_path):
     settings.VAR_DIR, settings.MEDIA_ROOT = tmp_path, tmp_path / "media"
     out = io.StringIO()
     call_command("demo_setup", labelled=12, unlabelled=30, crowd_items=6, gold=4, workers=1, scenes=2, scene_size=128,
-                 stdout=out)
+                 tracks=1, stdout=out)
 
     text = out.getvalue()
-    # The scenes, their synthetic chart and the tracks are written now and queued for the worker (one demo ingest
-    # job: scenes, chart, the demo people's lead polygons, then the tracks, collocated with them); the chart stays
-    # there for a user to upload from the polar map too.
+    # The scenes, their synthetic chart and the tracks are queued for the worker, which writes them (seconds of CPU
+    # off the demo's start) and ingests them in one demo ingest job: scenes, chart, the demo people's lead
+    # polygons, then the tracks, collocated with them; the chart stays there for a user to upload from the polar
+    # map too.
     demo = tmp_path / "demo"
     scene_job = Job.objects.get(kind="demo_ingest", params__paths=[
         str(demo / "scenes"), str(demo / "charts" / "demo_ice_chart_20201102.geojson"), str(demo / "tracks")])
-    assert scene_job.state == Job.State.QUEUED and f"queued for ingest (job {scene_job.pk})" in text
-    assert len(list((tmp_path / "demo" / "scenes").glob("*.SAFE"))) == 2
-    assert (tmp_path / "demo" / "charts" / "demo_ice_chart_20201102.geojson").is_file()
+    assert scene_job.state == Job.State.QUEUED and f"queued (job {scene_job.pk})" in text
+    assert scene_job.params["write"] == {"scenes": 2, "size": 128, "tracks": 1}
+    assert not (demo / "scenes").exists()
     assert "crowd8     crowd8-demo     annotator  careless" in text
     assert Imagette.objects.filter(label_source=Imagette.LabelSource.IMPORTED).count() == 12
     imported = Imagette.objects.filter(label_source=Imagette.LabelSource.IMPORTED).first()
@@ -52,9 +55,17 @@ def test_demo_setup_makes_data_and_crowd_once(fast, settings, tmp_path):
 
     again = io.StringIO()
     call_command("demo_setup", labelled=12, unlabelled=30, crowd_items=6, gold=4, workers=1, scenes=2, scene_size=128,
-                 stdout=again)
+                 tracks=1, stdout=again)
     assert _state() == made
     assert "crowd1     crowd1-demo" in again.getvalue()
+    assert f"queued for ingest (job {scene_job.pk})" in again.getvalue()  # not queued twice
+
+    # The worker's job: written, then ingested.
+    assert run_job(scene_job.pk, demo_ingest_job) == Job.State.SUCCEEDED, Job.objects.get(pk=scene_job.pk).error
+    assert len(list((demo / "scenes").glob("*.SAFE"))) == 2
+    assert (demo / "charts" / "demo_ice_chart_20201102.geojson").is_file()
+    assert Scene.objects.count() == 2 and Track.objects.count() == 1
+    assert ScenePolygon.objects.filter(label="lead", source="person").exists()  # the demo tracer's leads
 
 
 @pytest.mark.django_db(transaction=True)
