@@ -21,12 +21,12 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 
 from accounts.demo_passwords import demo_password_hash
 from accounts.roles import Role
 from accounts.services import roles_ensure, user_set_role
-from annotations.models import GoldLabel, Imagette, Vote
+from annotations.models import ConsensusRun, GoldLabel, Imagette, Vote
 from annotations.readers import read_ground_truth
 from annotations.services.consensus_run import consensus_run
 from annotations.services.labels import gold_set
@@ -43,6 +43,7 @@ __all__ = [
     "crowd_password",
     "consensus_imports_warm",
     "crowd_pending",
+    "crowd_report",
     "crowd_simulate",
     "crowd_vote",
     "gold_from_truth",
@@ -180,16 +181,21 @@ class CrowdReport:
 
 def crowd_vote(
     *, crowd: Sequence[tuple[User, Persona]], truth: Mapping[str, str], items: int, rng: random.Random, batch: int = 5,
-) -> CrowdReport:
+) -> None:
     """The crowd labels about `items` items to their k votes: each annotator, in turns of `batch` items, asks the
     queue for work and answers all of it, until they have cast their share of `items` x k counted votes or the
-    queue has nothing more for them. Every item the queue hands out gets its vote, so no lease is left behind."""
+    queue has nothing more for them. Every item the queue hands out gets its vote, so no lease is left behind.
+
+    Resumable: the votes cast before (by a start interrupted part-way) count against each share, and the queue
+    hands each annotator the items still held for them first. Each vote is its own transaction, as a person's
+    is, so the crowd votes while other processes ingest."""
     k = votes_per_item()
     gold = set(GoldLabel.objects.values_list("imagette_id", flat=True))
     total_share = sum(p.share for _, p in crowd)
-    left = {user.pk: max(1, round(items * k * p.share / total_share)) for user, p in crowd}
-    report = CrowdReport()
-    active = list(crowd)
+    cast = Counter(Vote.objects.filter(annotator__in=[user for user, _ in crowd]).exclude(imagette_id__in=gold)
+                   .values_list("annotator_id", flat=True))
+    left = {user.pk: max(1, round(items * k * p.share / total_share)) - cast[user.pk] for user, p in crowd}
+    active = [(user, persona) for user, persona in crowd if left[user.pk] > 0]
     while active:
         rng.shuffle(active)  # turns in a new order every round, so that items are seen by varied trios
         for user, persona in list(active):
@@ -197,29 +203,37 @@ def crowd_vote(
             for item in got:
                 vote_submit(annotator=user, imagette_id=item.pk, label_mask=persona.answer(truth[item.key], rng),
                             seconds=persona.seconds(rng))
-                report.votes[persona.username] += 1
-                if item.pk in gold:
-                    report.gold_votes += 1
-                else:
+                if item.pk not in gold:
                     left[user.pk] -= 1
             if not got or left[user.pk] <= 0:
                 active.remove((user, persona))
-    report.complete = Imagette.objects.filter(queue_state=Imagette.QueueState.COMPLETE).count()
-    return report
+
+
+def crowd_report(crowd: Sequence[Persona] = CROWD) -> CrowdReport:
+    """What the crowd has cast, from the database (whichever start cast it)."""
+    votes = Vote.objects.filter(annotator__username__in=[p.username for p in crowd])
+    return CrowdReport(
+        votes=Counter(votes.values_list("annotator__username", flat=True)),
+        gold_votes=votes.filter(imagette__gold__isnull=False).count(),
+        complete=Imagette.objects.filter(queue_state=Imagette.QueueState.COMPLETE).count(),
+    )
 
 
 def crowd_pending(crowd: Sequence[Persona] = CROWD) -> bool:
-    """Whether the simulated crowd has still to vote (it votes once, on the first start)."""
-    return not Vote.objects.filter(annotator__username__in=[p.username for p in crowd]).exists()
+    """Whether the simulated crowd has still to vote or to finish (it votes once, on the first start): it is done
+    when a consensus has run since its last vote."""
+    last = Vote.objects.filter(annotator__username__in=[p.username for p in crowd]).aggregate(
+        last=Max("created_at"))["last"]
+    return last is None or not ConsensusRun.objects.filter(created_at__gte=last).exists()
 
 
 def crowd_simulate(
     *, truth_files: Sequence[Path], items: int, gold: int, seed: int = 0,
 ) -> CrowdReport | None:
     """The whole demo crowd, once: accounts, gold labels, votes on about `items` items, a consensus run. Returns
-    None (and changes nothing but the accounts) when the crowd has voted already, or when the queue holds items
-    the ground truth does not know (someone else's imagettes: the crowd could not answer them). All or nothing:
-    an interrupted run leaves no half crowd behind."""
+    None (and changes nothing but the accounts) when the crowd has finished already, or when the queue holds items
+    the ground truth does not know (someone else's imagettes: the crowd could not answer them). A start
+    interrupted part-way is finished by the next one: gold, votes and consensus each take up what is there."""
     accounts = crowd_accounts_ensure()
     if not crowd_pending():
         return None
@@ -231,10 +245,12 @@ def crowd_simulate(
     rng = random.Random(seed)
     with transaction.atomic():
         gold_from_truth(truth=truth, count=gold, rng=rng)
-        report = crowd_vote(crowd=accounts, truth=truth, items=items, rng=rng)
-        # The service itself, not a job: the figures are there before the first page is opened. It settles the
-        # completed items, so the consensus job their last votes would queue finds nothing to wait for.
-        report.consensus = consensus_run(method=settings.CRYOLABEL_CONSENSUS_METHOD)
+    crowd_vote(crowd=accounts, truth=truth, items=items, rng=rng)
+    report = crowd_report()
+    # The service itself, not a job: the figures are there before the first page is opened. (The consensus job
+    # the votes queued, as people's votes do every CRYOLABEL_CONSENSUS_EVERY completed items, runs when the worker
+    # starts.)
+    report.consensus = consensus_run(method=settings.CRYOLABEL_CONSENSUS_METHOD)
     return report
 
 

@@ -8,8 +8,9 @@ crowd imagettes, at half the cost to make and store; people label the crowd's at
 
 Each set is a folder under VAR_DIR/demo with its `ground_truth.csv` (which the platform never reads); it is
 written to a scratch name and renamed when whole, and marked once ingested, so an interrupted first start picks
-up where it stopped and a second start does nothing. Writing and ingesting a set is one task; tasks run in forked
-worker processes, one per usable CPU (at most 4: SQLite takes one writer at a time), each ingest its own Job.
+up where it stopped and a second start does nothing. Writing a set and ingesting it are two tasks for forked
+worker processes, one per usable CPU (at most 4: SQLite takes one writer at a time): the writes need no database
+and run while the parent migrates; each ingest is its own Job.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import multiprocessing
 import os
 import shutil
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,11 +70,13 @@ def usable_cpus() -> int:
 def demo_data_ensure(
     *, root: Path, sets: Sequence[DemoSet], workers: int | None = None, report: Callable[[str], None] = print,
     started: Callable[[], None] | None = None, prepare: Callable[[], None] | None = None,
+    ingested: Callable[[DemoSet], None] | None = None,
 ) -> list[Path]:
     """Write and ingest every set not ingested yet; returns the ground_truth.csv of every set. `report` gets a
     line per set done. `prepare` (e.g. the migration) runs in this process while the worker processes write the
     files, before anything is ingested; `started` is called after it, once the worker processes run (so the caller
-    may start threads then: forking a process that runs threads is unsafe)."""
+    may start threads then: forking a process that runs threads is unsafe). `ingested(set)` is called in this
+    process as each set is in, while the worker processes go on with the others."""
     todo = sorted((s for s in sets if not (root / s.name / INGESTED).exists()), key=lambda s: -s.cost)
     workers = min(workers or usable_cpus(), MAX_WORKERS, len(todo))
     # Forked workers start at once with everything imported; fork is safe on Linux only (macOS frameworks are not).
@@ -82,15 +85,24 @@ def demo_data_ensure(
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                  initializer=_forget_parent_connections) as pool:
             # Writing needs no database: it runs while this process migrates. Each set's ingest goes to the pool
-            # once its files are whole and the schema is there.
-            writes = {pool.submit(demo_set_write, root=root, demo_set=s): s for s in todo}
-            if prepare is not None:
-                prepare()
-            if started is not None:
-                started()
-            ingests = [pool.submit(demo_set_ingest, root=root, demo_set=writes[future])
-                       for future in _completed(list(writes), pool)]
-            _wait(ingests, pool, report)
+            # once its files are whole and the schema is there, in the sets' order (the longest first).
+            writes = [pool.submit(demo_set_write, root=root, demo_set=s) for s in todo]
+            try:
+                if prepare is not None:
+                    prepare()
+                if started is not None:
+                    started()
+                ingests = {}
+                for demo_set, written in zip(todo, writes, strict=True):
+                    written.result()
+                    ingests[pool.submit(demo_set_ingest, root=root, demo_set=demo_set)] = demo_set
+                for future in as_completed(ingests):
+                    report(future.result())
+                    if ingested is not None:
+                        ingested(ingests[future])
+            except BaseException:  # an error, Ctrl-C: nothing more is written or ingested
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     else:
         if prepare is not None:
             prepare()
@@ -99,6 +111,8 @@ def demo_data_ensure(
         for demo_set in todo:
             demo_set_write(root=root, demo_set=demo_set)
             report(demo_set_ingest(root=root, demo_set=demo_set))
+            if ingested is not None:
+                ingested(demo_set)
     return [root / s.name / "ground_truth.csv" for s in sets]
 
 
@@ -128,23 +142,6 @@ def _forget_parent_connections() -> None:
         if pools:
             _INHERITED.append(dict(pools))
             pools.clear()
-
-
-def _completed(futures: list[Future], pool: Executor) -> Iterator[Future]:
-    """The futures as they finish (their errors raised); on an error or an interruption the pool's queued work is
-    cancelled, so that nothing more is written or ingested."""
-    try:
-        for future in as_completed(futures):
-            future.result()
-            yield future
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-
-
-def _wait(futures: list[Future], pool: Executor, report: Callable[[str], None]) -> None:
-    for future in _completed(futures, pool):
-        report(future.result())
 
 
 def demo_set_write(*, root: Path, demo_set: DemoSet) -> None:

@@ -22,14 +22,14 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-# The web server starts beside the demo data (its ~2 s of imports use the core the data's single-threaded steps
-# leave idle; niced, so that it never slows them); the addresses are printed once the data are in (a page opened
-# earlier shows what is in so far). The worker starts after them: the jobs the simulated crowd queues must not
-# compete with it for the SQLite writer.
+# The web server starts beside the demo data (niced, so that its ~2 s of imports never slow them); the addresses
+# are printed once the data are in (a page opened earlier shows what is in so far). The worker starts after them:
+# the jobs the simulated crowd queues must not compete with it for the SQLite writer, and it writes and ingests
+# the demo's scenes and tracks while people look round.
 nice -n 5 .venv/bin/daphne -b "$HOST" -p "$PORT" eoplatform.asgi:application &
 web_pid=$!
 
-$PY manage.py demo_setup  # migrates first
+$PY manage.py demo_setup  # migrates while its worker processes write the demo files
 
 .venv/bin/celery -A eoplatform worker -Q cpu,gpu --concurrency 1 -n "demo@%h" --loglevel INFO \
   >"$LOG_DIR/worker.log" 2>&1 &

@@ -36,12 +36,13 @@ class Command(BaseCommand):
         from annotations.models import Imagette, Scene
         from demo.crowd import (
             CROWD,
+            CrowdReport,
             consensus_imports_warm,
             crowd_password,
             crowd_pending,
             crowd_simulate,
         )
-        from demo.data import demo_data_ensure, demo_sets
+        from demo.data import DemoSet, demo_data_ensure, demo_sets
 
         if min(labelled, unlabelled, crowd_items, gold, workers, scenes, tracks) < 0:
             raise CommandError("counts must not be negative")
@@ -52,19 +53,32 @@ class Command(BaseCommand):
             self.stdout.write(f"{foreign} imagettes are there already, not the demo's: "
                               "no demo data and no simulated crowd added.")
             return
+        sets = demo_sets(labelled=labelled, unlabelled=unlabelled)
+        truth_files = [root / s.name / "ground_truth.csv" for s in sets]
+        crowd: list[CrowdReport | None] = []  # once it has run
+        ingested: set[str] = set()
+
+        def crowd_once(demo_set: DemoSet | None = None) -> None:
+            # The crowd votes on the crowd's set, with gold among the imported imagettes: it starts as soon as the
+            # crowd's set and one imported set are in, in this process, while the worker processes ingest the rest.
+            if demo_set is not None:
+                ingested.add(demo_set.layout)
+            if crowd or crowd_items <= 0 or (demo_set is not None and not {"mixed", "tengeop"} <= ingested):
+                return
+            crowd.append(crowd_simulate(truth_files=truth_files, items=crowd_items, gold=gold))
+
         with ThreadPoolExecutor(1, thread_name_prefix="demo") as threads:
 
             def meanwhile() -> None:
-                # While the worker processes ingest: the consensus imports, which the crowd needs next.
+                # While the worker processes ingest: the consensus imports, which the crowd needs.
                 if crowd_items > 0 and crowd_pending():
                     threads.submit(consensus_imports_warm)
 
             # The worker processes write the files while this one migrates (`prepare`), then ingest them.
-            truth_files = demo_data_ensure(root=root, sets=demo_sets(labelled=labelled, unlabelled=unlabelled),
-                                           workers=workers or None, report=self.stdout.write, started=meanwhile,
-                                           prepare=self._prepare)
-            crowd = (crowd_simulate(truth_files=truth_files, items=crowd_items, gold=gold)
-                     if crowd_items > 0 else None)
+            demo_data_ensure(root=root, sets=sets, workers=workers or None, report=self.stdout.write,
+                             started=meanwhile, prepare=self._prepare, ingested=crowd_once)
+            crowd_once()  # when it could not start before (nothing to ingest, no imported set)
+        crowd_report = crowd[0] if crowd else None
         if scenes:
             self._scenes_queue(root, scenes=scenes, size=scene_size, tracks=tracks, scene_model=Scene)
         if crowd_items > 0:
@@ -82,10 +96,10 @@ class Command(BaseCommand):
             f"by the crowd's consensus, {counts['waiting']} waiting for the crowd. "
             f"Ground truth (never read by the platform): {root}/**/ground_truth.csv"
         ))
-        if crowd is not None:
+        if crowd_report is not None:
             self.stdout.write(self.style.SUCCESS(
-                f"Simulated crowd: {crowd.total} votes ({crowd.gold_votes} on gold items) from {len(crowd.votes)} "
-                f"annotators; {crowd.consensus.get('message', '')}."
+                f"Simulated crowd: {crowd_report.total} votes ({crowd_report.gold_votes} on gold items) from "
+                f"{len(crowd_report.votes)} annotators; {crowd_report.consensus.get('message', '')}."
             ))
         elif crowd_items > 0 and crowd_pending():
             self.stdout.write("No simulated crowd: the queue holds imagettes the demo's ground truth does not know.")

@@ -70,3 +70,40 @@ def test_simulated_crowd_labels_through_the_queue(small_crowd, ingested, demo_im
     votes = Vote.objects.count()
     assert crowd_simulate(truth_files=[truth_file], items=30, gold=8, seed=3) is None
     assert Vote.objects.count() == votes and GoldLabel.objects.count() == 8 and ConsensusRun.objects.count() == 1
+
+
+def test_a_crowd_cut_short_is_finished_by_the_next_start(small_crowd, ingested, demo_imagette_files, monkeypatch):
+    """Each vote is its own transaction (the crowd votes while other processes ingest), so a start stopped part-way
+    leaves the votes cast so far; the next start finishes the work: the shares count what was cast, the items
+    still held come first, and the consensus runs once the crowd is done."""
+    import demo.crowd
+
+    truth_file = demo_imagette_files / "ground_truth.csv"
+    truth = {key: slug for key, (slug, _) in read_ground_truth(truth_file).items()}
+    for item in ingested[:15]:
+        label_decide(imagette=item, label_mask=1 << class_by_slug(truth[item.key]).index, source="imported")
+    real_vote = demo.crowd.vote_submit
+    cast = []
+
+    def stopped_after_20(**kwargs):
+        if len(cast) == 20:
+            raise KeyboardInterrupt  # Ctrl-C
+        cast.append(kwargs["imagette_id"])
+        return real_vote(**kwargs)
+
+    monkeypatch.setattr(demo.crowd, "vote_submit", stopped_after_20)
+    with pytest.raises(KeyboardInterrupt):
+        crowd_simulate(truth_files=[truth_file], items=30, gold=8, seed=3)
+    assert Vote.objects.count() == 20 and Assignment.objects.exists() and not ConsensusRun.objects.exists()
+    monkeypatch.setattr(demo.crowd, "vote_submit", real_vote)
+
+    report = crowd_simulate(truth_files=[truth_file], items=30, gold=8, seed=4)
+
+    assert report is not None and report.total == Vote.objects.count() > 20
+    gold = set(GoldLabel.objects.values_list("imagette_id", flat=True))
+    assert len(gold) == 8
+    counted = Counter(Vote.objects.exclude(imagette_id__in=gold).values_list("imagette_id", flat=True))
+    assert max(counted.values()) == K and sum(counted.values()) <= 30 * K + len(CROWD)
+    assert not Assignment.objects.exists()  # what the first start held got its vote
+    assert ConsensusRun.objects.count() == 1
+    assert crowd_simulate(truth_files=[truth_file], items=30, gold=8, seed=5) is None

@@ -76,9 +76,15 @@ def test_demo_data_in_worker_processes_and_resumed(settings, tmp_path):
     (tmp_path / "crowd" / "stray.tif").write_bytes(b"left by an interrupted start")
     lines = []
 
-    truth = demo_data_ensure(root=tmp_path, sets=sets, workers=2, report=lines.append)
+    steps = []
+    truth = demo_data_ensure(root=tmp_path, sets=sets, workers=2, report=lines.append,
+                             prepare=lambda: steps.append(("prepare", Imagette.objects.count())),
+                             ingested=lambda s: steps.append((s.name, Imagette.objects.count())))
 
     assert len(lines) == 2 and all(path.exists() for path in truth)
+    # The migration's turn comes before any ingest; each set is announced once it is in.
+    assert steps[0] == ("prepare", 0) and sorted(name for name, _ in steps[1:]) == ["crowd", "imported"]
+    assert all(count >= {"crowd": 5, "imported": 4}[name] for name, count in steps[1:])
     assert Imagette.objects.count() == 9 and Job.objects.filter(kind="ingest", state="succeeded").count() == 2
     assert not (tmp_path / "crowd" / "stray.tif").exists()
     # An ingest interrupted before its mark is run again: the same pixels count once.
