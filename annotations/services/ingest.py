@@ -79,9 +79,28 @@ class IngestReport:
         return ", ".join(parts)
 
 
+# The media folders this process has made or found (imagettes/<first two hex digits>/: 256 of them). A mkdir of a
+# folder that exists is a system call all the same, ~0.4 ms on an overlay file system, twice per imagette.
+_FOLDERS_THERE: set[Path] = set()
+
+
+def _temporary_beside(path: Path) -> tuple[int, str]:
+    """A new temporary file in `path`'s folder (made when missing), for an atomic write of `path`."""
+    folder = path.parent
+    if folder not in _FOLDERS_THERE:
+        folder.mkdir(parents=True, exist_ok=True)
+        _FOLDERS_THERE.add(folder)
+    try:
+        return tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=path.suffix)
+    except FileNotFoundError:  # removed since (MEDIA_ROOT emptied under a running worker): made again
+        _FOLDERS_THERE.discard(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        _FOLDERS_THERE.add(folder)
+        return tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=path.suffix)
+
+
 def _write_atomic(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    fd, tmp = _temporary_beside(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
@@ -93,8 +112,7 @@ def _write_atomic(path: Path, payload: bytes) -> None:
 
 def _write_npy_atomic(path: Path, array: np.ndarray) -> None:
     """The array as .npy, streamed to a temporary name and renamed into place (no copy of it in memory)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    fd, tmp = _temporary_beside(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             np.save(handle, array, allow_pickle=False)

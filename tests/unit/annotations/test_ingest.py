@@ -1,6 +1,7 @@
 """annotations/services/ingest.py: all or nothing per imagette, re-ingest is a no-op, bad files
 leave no row and no file behind, the rest of the batch goes on."""
 
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -177,3 +178,18 @@ def test_an_ingest_of_imported_labels_tells_the_layers_above_once(tmp_path, medi
         hooks.labels_settled._functions.remove(settled)
     assert len(report.created) == 6
     assert calls == [6]  # once, when all six were in
+
+
+def test_media_files_are_written_whole_even_after_their_folder_was_removed(tmp_path):
+    """The media folders are made once per process (a mkdir of a folder that exists still costs a system call per
+    file); a folder removed meanwhile is made again, not a failed write."""
+    from annotations.services.ingest import _write_atomic, _write_npy_atomic
+
+    first = tmp_path / "media" / "imagettes" / "ab" / "one.png"
+    _write_atomic(first, b"\x89PNG one")
+    shutil.rmtree(tmp_path / "media")
+    second = tmp_path / "media" / "imagettes" / "ab" / "two.npy"
+    _write_npy_atomic(second, np.arange(4, dtype=np.float16))
+    _write_atomic(first, b"\x89PNG again")
+    assert np.load(second).tolist() == [0, 1, 2, 3] and first.read_bytes() == b"\x89PNG again"
+    assert sorted(p.name for p in second.parent.iterdir()) == ["one.png", "two.npy"]  # no temporary left
