@@ -19,7 +19,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, Count, F, FloatField, Max, Min, Value, When
+from django.db.models import Case, Count, FloatField, Value, When
 from django.utils import timezone
 
 from annotations.models import Assignment, GoldLabel, Imagette, Vote
@@ -209,7 +209,7 @@ def _key(window: _Window) -> tuple:
 
 
 def _take_first(windows, annotator_id: int, expires, k: int, seen: _WindowsSeen) -> Imagette | None:
-    take = _take_pg if connection.vendor == "postgresql" else _take_orm
+    take = _take_pg if connection.vendor == "postgresql" else _take_sqlite
     for window in windows:
         if seen.skip(window):
             continue
@@ -263,7 +263,7 @@ _PG_WINDOWS = {
     ("level", True): """
         SELECT id, row_number() OVER (ORDER BY id) AS rank FROM (
             SELECT id FROM {imagettes} WHERE queue_state = 'open' AND vote_count = %(level)s
-                AND id >= (SELECT MIN(id) + FLOOR(%(start_at)s * (MAX(id) - MIN(id))) FROM {imagettes}
+                AND id >= (SELECT MIN(id) + {start_id} FROM {imagettes}
                            WHERE queue_state = 'open' AND vote_count = %(level)s)
             ORDER BY id LIMIT %(window)s) w""",
     ("fresh", False): """
@@ -276,21 +276,59 @@ _PG_WINDOWS = {
     ("gold", True): """
         SELECT imagette_id AS id, row_number() OVER (ORDER BY imagette_id) AS rank FROM (
             SELECT imagette_id FROM {gold}
-            WHERE imagette_id >= (SELECT MIN(imagette_id) + FLOOR(%(start_at)s * (MAX(imagette_id) - MIN(imagette_id)))
+            WHERE imagette_id >= (SELECT MIN(imagette_id) + {start_gold}
                                   FROM {gold})
             ORDER BY imagette_id LIMIT %(window)s) w""",
 }
 
 
+def _tables() -> dict[str, str]:
+    return {"imagettes": Imagette._meta.db_table, "votes": Vote._meta.db_table,
+            "assignments": Assignment._meta.db_table, "gold": GoldLabel._meta.db_table}
+
+
+def _window_starts(floor: str) -> dict[str, str]:
+    """Where a window read from a random point starts, above the tier's lowest id: `floor` rounds down."""
+    return {name: floor.format(x=f"%(start_at)s * (MAX({column}) - MIN({column}))")
+            for name, column in (("start_id", "id"), ("start_gold", "imagette_id"))}
+
+
+# A gold item is given to anyone who has not seen it (its votes score the annotator; they count towards k only
+# while it is open with room); the other tiers give only open items with room.
+_ROOM = "i.queue_state = %(open)s AND i.vote_count + i.reserved_count < %(k)s"
+
+
 @functools.cache
 def _pg_take_sql(tier: str, random_start: bool) -> str:
-    tables = {"imagettes": Imagette._meta.db_table, "votes": Vote._meta.db_table,
-              "assignments": Assignment._meta.db_table, "gold": GoldLabel._meta.db_table}
-    window = _PG_WINDOWS[(tier, random_start)].format(**tables)
-    # A gold item is given to anyone who has not seen it (its votes score the annotator; they count towards k
-    # only while it is open with room); the other tiers give only open items with room.
-    room = "TRUE" if tier == "gold" else "i.queue_state = %(open)s AND i.vote_count + i.reserved_count < %(k)s"
-    return _PG_TAKE.format(window=window, room=room, **tables)
+    tables = _tables()
+    window = _PG_WINDOWS[(tier, random_start)].format(**_window_starts("FLOOR({x})"), **tables)
+    return _PG_TAKE.format(window=window, room="TRUE" if tier == "gold" else _ROOM, **tables)
+
+
+# SQLite: the same window and the same choice in one read (its IMMEDIATE transaction serialises the writers, so no
+# row lock is needed), then the lease written by two statements. The read also counts the window's candidates, so
+# that the caller skips the windows after one that held its whole tier. (CAST AS INTEGER truncates, as FLOOR does
+# for the non-negative offsets here; SQLite has FLOOR only when built with its math functions.)
+_SQLITE_TAKE = """
+    WITH cand AS ({window}),
+    mine AS (
+        SELECT v.imagette_id FROM {votes} v
+        WHERE v.annotator_id = %(me)s AND v.imagette_id IN (SELECT id FROM cand)
+        UNION ALL
+        SELECT a.imagette_id FROM {assignments} a
+        WHERE a.annotator_id = %(me)s AND a.imagette_id IN (SELECT id FROM cand)
+    )
+    SELECT (SELECT COUNT(*) FROM cand),
+           (SELECT i.id FROM {imagettes} i JOIN cand c ON c.id = i.id
+            WHERE i.id NOT IN (SELECT imagette_id FROM mine) AND {room}
+            ORDER BY c.rank LIMIT 1)"""
+
+
+@functools.cache
+def _sqlite_take_sql(tier: str, random_start: bool) -> str:
+    tables = _tables()
+    window = _PG_WINDOWS[(tier, random_start)].format(**_window_starts("CAST({x} AS INTEGER)"), **tables)
+    return _SQLITE_TAKE.format(window=window, room="1" if tier == "gold" else _ROOM, **tables)
 
 
 def _take_pg(window: _Window, annotator_id: int, expires, k: int) -> tuple[Imagette | None, int | None]:
@@ -303,43 +341,27 @@ def _take_pg(window: _Window, annotator_id: int, expires, k: int) -> tuple[Image
     return (rows[0] if rows else None), None
 
 
-def _take_orm(window: _Window, annotator_id: int, expires, k: int) -> tuple[Imagette | None, int | None]:
-    """The same pick through the ORM, for SQLite (its IMMEDIATE transaction serialises this)."""
-    if window.tier == "gold":
-        field, rows = "imagette_id", GoldLabel.objects.all()
-    else:
-        field = "id"
-        rows = Imagette.objects.filter(queue_state=Imagette.QueueState.OPEN,
-                                       vote_count=window.level if window.tier == "level" else 0)
-    order = ("-queue_priority", "id") if window.tier == "fresh" else (field,)
-    ids = rows.order_by(*order).values_list(field, flat=True)
-    if window.start_at is not None:
-        bounds = rows.aggregate(low=Min(field), high=Max(field))
-        if bounds["low"] is None:
-            return None, 0
-        ids = ids.filter(**{f"{field}__gte": bounds["low"] + int(window.start_at * (bounds["high"] - bounds["low"]))})
-    candidates = list(ids[window.offset:window.offset + WINDOW])
-    if not candidates:
-        return None, 0
-    mine = (set(Vote.objects.filter(annotator_id=annotator_id, imagette_id__in=candidates)
-                .values_list("imagette_id", flat=True))
-            | set(Assignment.objects.filter(annotator_id=annotator_id, imagette_id__in=candidates)
-                  .values_list("imagette_id", flat=True)))
-    free = [pk for pk in candidates if pk not in mine]
-    if not free:
-        return None, len(candidates)
-    rows = Imagette.objects.filter(pk__in=free)
-    if window.tier != "gold":
-        rows = rows.filter(queue_state=Imagette.QueueState.OPEN, vote_count__lt=k - F("reserved_count"))
-    # The ids with room first, then the one row taken: building up to WINDOW whole rows to keep one cost ~5 ms.
-    with_room = set(rows.values_list("pk", flat=True))
-    chosen = next((pk for pk in candidates if pk in with_room), None)
+def _take_sqlite(window: _Window, annotator_id: int, expires, k: int) -> tuple[Imagette | None, int | None]:
+    """The same pick for SQLite, under the caller's IMMEDIATE transaction: the window's first free item, leased
+    (or None), and how many candidates the window held."""
+    params = {"open": Imagette.QueueState.OPEN.value, "k": k, "me": annotator_id, "window": WINDOW,
+              "level": window.level, "offset": window.offset, "start_at": window.start_at}
+    with connection.cursor() as cursor:
+        cursor.execute(_sqlite_take_sql(window.tier, window.start_at is not None), params)
+        candidates, chosen = cursor.fetchone()
     item = Imagette.objects.filter(pk=chosen).first() if chosen is not None else None
     if item is None:
-        return None, len(candidates)
+        return None, candidates
     counts = item.queue_state == Imagette.QueueState.OPEN and item.vote_count + item.reserved_count < k
-    Assignment.objects.create(imagette=item, annotator_id=annotator_id, expires_at=expires, counted=counts)
+    tables = _tables()
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {tables['assignments']} (imagette_id, annotator_id, expires_at, counted, "
+                       f"created_at) VALUES (%s, %s, %s, %s, %s)",
+                       [item.pk, annotator_id, connection.ops.adapt_datetimefield_value(expires), counts, now])
+        if counts:
+            cursor.execute(f"UPDATE {tables['imagettes']} SET reserved_count = reserved_count + 1 WHERE id = %s",
+                           [item.pk])
     if counts:
-        Imagette.objects.filter(pk=item.pk).update(reserved_count=F("reserved_count") + 1)
         item.reserved_count += 1
-    return item, len(candidates)
+    return item, candidates
