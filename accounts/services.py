@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group, Permission, User
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
@@ -30,17 +31,18 @@ def roles_ensure() -> dict[Role, Group]:
 
 
 @transaction.atomic
-def user_create(*, username: str, password: str, role: Role, email: str = "", password_hash: str | None = None
-                ) -> User:
+def user_create(*, username: str, password: str, role: Role, email: str = "", password_hash: str | None = None,
+                groups: dict[Role, Group] | None = None) -> User:
     """Create a user with one role. Admins also get Django's staff flag for /admin/. `password_hash`, when given,
-    is stored as it is (a hash of `password` made beforehand, see accounts.demo_passwords)."""
+    is stored as it is (a hash of `password` made beforehand, see accounts.demo_passwords); `groups`, the role
+    groups when the caller has them already (roles_ensure), for several users in a row."""
     if User.objects.filter(username=username).exists():
         raise ValueError(f"user {username!r} already exists")
-    groups = roles_ensure()
-    if password_hash is not None:
-        user = User.objects.create(username=username, password=password_hash, email=email)
-    else:
-        user = User.objects.create_user(username=username, password=password, email=email)
+    groups = groups or roles_ensure()
+    # What create_user does (normalised name and address), with a ready hash in place of hashing when given.
+    user = User(username=User.normalize_username(username), email=User.objects.normalize_email(email),
+                password=password_hash if password_hash is not None else make_password(password))
+    user.save()
     user_set_role(user=user, role=role, groups=groups)
     return user
 

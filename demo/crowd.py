@@ -25,7 +25,7 @@ from django.db.models import Max, Q
 
 from accounts.demo_passwords import demo_password_hash
 from accounts.roles import Role
-from accounts.services import roles_ensure, user_set_role
+from accounts.services import roles_ensure, user_create
 from annotations.models import ConsensusRun, GoldLabel, Imagette, Vote
 from annotations.readers import read_ground_truth
 from annotations.services.consensus_run import consensus_run
@@ -140,9 +140,9 @@ def crowd_accounts_ensure(*, crowd: Sequence[Persona] = CROWD) -> list[tuple[Use
         if persona.username in users:
             continue
         password = crowd_password(persona.username)
-        user = User.objects.create(username=persona.username,
-                                   password=demo_password_hash(persona.username, password))
-        users[persona.username] = user_set_role(user=user, role=Role.ANNOTATOR, groups=groups)
+        users[persona.username] = user_create(username=persona.username, password=password, role=Role.ANNOTATOR,
+                                              password_hash=demo_password_hash(persona.username, password),
+                                              groups=groups)
     return [(users[p.username], p) for p in crowd]
 
 
